@@ -1,0 +1,41 @@
+"""Text → tokens, shared by the build and by `imcm_train` prediction so both tokenize alike."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from functools import cache
+
+_SPACE = re.compile(r"\s+")
+
+
+@cache
+def _jieba():  # noqa: ANN202 - jieba has no types
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def is_word(token: str) -> bool:
+    """A token counts as a word unless it is only punctuation, symbols or whitespace."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in token)
+
+
+def tokenize(text: str) -> list[str]:
+    """jieba accurate mode (no HMM change, no paddle); whitespace tokens removed.
+
+    Tokens never contain spaces, so `" ".join(tokens)` round-trips through `str.split()`.
+    """
+    tokens = []
+    for token in _jieba().lcut(text, cut_all=False):
+        token = _SPACE.sub("", token)
+        if token:
+            tokens.append(token)
+    return tokens
+
+
+def count_words(tokens: list[str]) -> int:
+    return sum(1 for token in tokens if is_word(token))
