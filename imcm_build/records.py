@@ -83,10 +83,10 @@ def parse_record(obj: Any, origin: str) -> Record:
             raise RecordError(origin, "wrong_type", f"field {name!r} must be a string, got {type(obj[name]).__name__}"
             )
     if not obj["id"].strip():
-        raise RecordError(origin, "empty_id", f"field 'id' is empty")
+        raise RecordError(origin, "empty_id", "field 'id' is empty")
     tags = obj.get("tags")
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise RecordError(origin, "wrong_type", f"field 'tags' must be a list of strings")
+        raise RecordError(origin, "wrong_type", "field 'tags' must be a list of strings")
     return Record(
         id=obj["id"].strip(),
         title=obj["title"],

@@ -1,0 +1,65 @@
+"""records JSONL → a complete release: read → steps → publish, with one build report."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+from imcm_build.config import BuildConfig
+from imcm_build.pipeline import read_documents, run_steps
+from imcm_build.publish import publish_release
+from imcm_build.steps import build_steps
+from imcm_build.steps.labels import Labels
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_release(config: BuildConfig) -> Path:
+    """Build and publish the release described by `config`; return its folder.
+
+    Raises BuildError (every document dropped, --strict rejection, ...) or RecordError (missing
+    input file); the output folder is only created once the whole release is complete.
+    """
+    config.validate()
+    started = time.perf_counter()
+    inputs = [{"path": str(path), "sha256": file_sha256(path)} for path in _existing(config.records)]
+    docs, read_report, rejections = read_documents(config.records, strict=config.strict)
+    steps = build_steps(config)
+    result = run_steps(docs, steps, reports=[read_report])
+    labels_step = next(step for step in steps if isinstance(step, Labels))
+    report: dict[str, Any] = {
+        "name": config.name,
+        "config": config.to_dict(),
+        "inputs": inputs,
+        "steps": [step_report.to_dict() for step_report in result.reports],
+        "documents_published": len(result.documents),
+        "build_seconds": round(time.perf_counter() - started, 2),
+    }
+    return publish_release(
+        result.documents,
+        labels_step.label_names_,
+        Path(config.out),
+        build_report=report,
+        config=config.to_dict(),
+        name=config.name,
+        figures=config.figures,
+    )
+
+
+def _existing(paths: list[str]) -> list[str]:
+    from imcm_build.records import RecordError
+
+    if not paths:
+        raise RecordError("<config>", "no_input", "no records file given (--records FILE ...)")
+    for path in paths:
+        if not Path(path).is_file():
+            raise RecordError(str(path), "file_not_found", "no such records file")
+    return list(paths)
