@@ -58,8 +58,11 @@ def timed_build(records: Path, out: Path) -> dict:
     """Run one build in a subprocess; return seconds, peak RSS (MiB) and the published count."""
     code = (
         "import sys, json; from imcm_build.build import build_release; from imcm_build.config import BuildConfig;"
-        "path = build_release(BuildConfig(records=[sys.argv[1]], out=sys.argv[2], figures=False));"
-        "print(json.dumps(json.load(open(path / 'build_report.json'))['steps']))"
+        "timings = {};"
+        "path = build_release(BuildConfig(records=[sys.argv[1]], out=sys.argv[2], figures=False), timings);"
+        "steps = json.load(open(path / 'build_report.json'))['steps'];"
+        "[step.update(seconds=timings[step['step']]) for step in steps];"
+        "print(json.dumps(steps))"
     )
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -22,11 +22,12 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def build_release(config: BuildConfig) -> Path:
+def build_release(config: BuildConfig, timings: dict[str, float] | None = None) -> Path:
     """Build and publish the release described by `config`; return its folder.
 
     Raises BuildError (every document dropped, --strict rejection, ...) or RecordError (missing
-    input file); the output folder is only created once the whole release is complete.
+    input file); the output folder is only created once the whole release is complete. Step timings
+    go into `timings` (when given), not into the release, so that rebuilding gives identical files.
     """
     config.validate()
     started = time.perf_counter()
@@ -39,11 +40,10 @@ def build_release(config: BuildConfig) -> Path:
         "name": config.name,
         "config": config.to_dict(),
         "inputs": inputs,
-        "steps": [step_report.to_dict() for step_report in result.reports],
+        "steps": [_without_timing(step_report.to_dict()) for step_report in result.reports],
         "documents_published": len(result.documents),
-        "build_seconds": round(time.perf_counter() - started, 2),
     }
-    return publish_release(
+    release = publish_release(
         result.documents,
         labels_step.label_names_,
         Path(config.out),
@@ -52,6 +52,14 @@ def build_release(config: BuildConfig) -> Path:
         name=config.name,
         figures=config.figures,
     )
+    if timings is not None:
+        timings.update({step_report.name: step_report.seconds for step_report in result.reports})
+        timings["total"] = time.perf_counter() - started
+    return release
+
+
+def _without_timing(step: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in step.items() if key != "seconds"}
 
 
 def _existing(paths: list[str]) -> list[str]:
