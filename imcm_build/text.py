@@ -11,7 +11,8 @@ _SPACE = re.compile(r"\s+")
 
 
 @cache
-def _jieba():  # noqa: ANN202 - jieba has no types
+def load_tokenizer():  # noqa: ANN201 - jieba has no types
+    """Load jieba and its dictionary once per process (about a second); later calls are free."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -30,7 +31,7 @@ def tokenize(text: str) -> list[str]:
     Tokens never contain spaces, so `" ".join(tokens)` round-trips through `str.split()`.
     """
     tokens = []
-    for token in _jieba().lcut(text, cut_all=False):
+    for token in load_tokenizer().lcut(text, cut_all=False):
         token = _SPACE.sub("", token)
         if token:
             tokens.append(token)

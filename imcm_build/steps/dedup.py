@@ -1,0 +1,261 @@
+"""Deduplicate: one document per book.
+
+Two passes, the exact one first so that copies never reach MinHash:
+
+* **exact duplicates**: the same normalised text (casefolded, only letters and digits kept, so
+  whitespace and punctuation differences do not count). Dropped with reason "exact_duplicate".
+  Placeholder texts that are exact copies ("在线阅读本书", found on 11 different books in the shared
+  records) are merged too; such texts are far below any length threshold, so LengthFilter drops the
+  keeper afterwards and the merged tags do not reach the release.
+* **near duplicates** (other editions of the same book), when `near` is on. Two documents are near
+  duplicates when
+  - the MinHash estimate of the Jaccard similarity of their character 5-shingles (of the normalised
+    text) is at least `threshold`; candidates come from `MinHashLSH`, then are checked with the
+    estimated Jaccard itself; or
+  - they have the same normalised title and either the same `meta["author"]` (when both have one) or
+    an estimated Jaccard of at least `TITLE_MATCH_MIN_JACCARD`. Same-title editions on Douban often
+    carry rewritten blurbs (Jaccard 0.2-0.6 in the shared records), while unrelated texts score
+    close to 0; the title alone is never enough, because different books share titles.
+  Near duplicates are grouped transitively (A~B and B~C put A, B, C in one group) and dropped with
+  reason "near_duplicate".
+
+In each group the keeper is the document with the longest text, ties broken by the smallest numeric id,
+then by the id string, so the result does not depend on input order. The others' tags are merged into
+the keeper (keeper's tags first, then new tags in the keepers' rank order), and their ids (plus any ids
+they had absorbed) are appended to `keeper.meta["merged_ids"]`. Kept documents stay in input order.
+
+A text without any letter or digit (a placeholder such as "-") is an exact duplicate only of the very
+same text (whitespace aside) and never a near duplicate.
+Shingles are hashed with zlib.crc32 (a fast C hash; datasketch mixes it with a MurmurHash3 finalizer
+before permuting), which makes MinHash about 3x faster than the default SHA-1 on this data.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import defaultdict
+from collections.abc import Iterator
+
+from datasketch import MinHash, MinHashLSH
+
+from imcm_build.document import Document
+from imcm_build.report import StepReport
+from imcm_build.steps.split import id_sort_key
+
+SHINGLE_SIZE = 5
+TITLE_MATCH_MIN_JACCARD = 0.2
+MERGE_SAMPLE_SIZE = 20
+LOWEST_LSH_THRESHOLD = 0.5
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+
+
+def normalized_key(text: str) -> str:
+    """Casefolded letters and digits only (by `str.isalnum`): the identity of a text for exact deduplication."""
+    return _NOT_ALPHANUMERIC.sub("", text.casefold())
+
+
+def exact_key(text: str) -> str:
+    """`normalized_key`, or for a text without letters and digits ("-", "……") the text minus whitespace."""
+    return normalized_key(text) or "".join(text.split())
+
+
+def shingles(key: str, size: int = SHINGLE_SIZE) -> list[bytes]:
+    """Character `size`-shingles, each as its UTF-32 bytes (slicing one encoded string is cheaper than
+    encoding every shingle); a key shorter than `size` is its own single shingle."""
+    data = key.encode("utf-32-le")
+    width = 4 * size
+    if len(data) <= width:
+        return [data]
+    return [data[start : start + width] for start in range(0, len(data) - width + 4, 4)]
+
+
+def keeper_rank(doc: Document) -> tuple[int, tuple[int, int | float, str]]:
+    """Sort key putting the preferred keeper first: longest text, then smallest numeric id, then id."""
+    return (-len(doc.text), id_sort_key(doc.id))
+
+
+class _Groups:
+    """Union-find over positions 0..n-1; the smallest position of a group is its root (its keeper)."""
+
+    def __init__(self, size: int) -> None:
+        self.parent = list(range(size))
+
+    def find(self, position: int) -> int:
+        root = position
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[position] != root:
+            self.parent[position], position = root, self.parent[position]
+        return root
+
+    def union(self, first: int, second: int) -> None:
+        first_root, second_root = self.find(first), self.find(second)
+        if first_root != second_root:
+            low, high = sorted((first_root, second_root))
+            self.parent[high] = low
+
+    def members(self) -> Iterator[list[int]]:
+        """Groups of two or more positions, each sorted, in order of their keeper."""
+        groups: dict[int, list[int]] = defaultdict(list)
+        for position in range(len(self.parent)):
+            groups[self.find(position)].append(position)
+        for root in sorted(groups):
+            if len(groups[root]) > 1:
+                yield groups[root]
+
+
+def merge_into(keeper: Document, other: Document) -> None:
+    """Union of tags (keeper's first, then new ones in order) and provenance of the merged document."""
+    known = set(keeper.tags)
+    for tag in other.tags:
+        if tag not in known:
+            keeper.tags.append(tag)
+            known.add(tag)
+    merged = keeper.meta.setdefault("merged_ids", [])
+    merged.append(other.id)
+    merged.extend(other.meta.get("merged_ids", []))
+
+
+class Deduplicate:
+    """Build step: drop exact and near-duplicate documents, merging their tags into one keeper."""
+
+    name = "dedup"
+
+    def __init__(self, near: bool = True, threshold: float = 0.9, num_perm: int = 128, seed: int = 1) -> None:
+        if not 0 < threshold <= 1:
+            raise ValueError(f"Deduplicate: threshold must be in (0, 1], got {threshold}")
+        self.near, self.threshold, self.num_perm, self.seed = near, threshold, num_perm, seed
+
+    def run(self, docs: list[Document], report: StepReport) -> list[Document]:
+        ranked = sorted(docs, key=keeper_rank)
+        survivors, exact_sample, exact_groups = self._drop_exact(ranked, report)
+        near_sample: list[dict] = []
+        near_groups = 0
+        if self.near:
+            survivors, near_sample, near_groups = self._drop_near(survivors, report)
+        kept = {id(doc) for doc in survivors}
+        report.notes.update(
+            {
+                "near": self.near,
+                "threshold": self.threshold,
+                "title_match_min_jaccard": TITLE_MATCH_MIN_JACCARD,
+                "num_perm": self.num_perm,
+                "exact_groups": exact_groups,
+                "near_groups": near_groups,
+                "merged_sample": (exact_sample + near_sample)[:MERGE_SAMPLE_SIZE],
+            }
+        )
+        return [doc for doc in docs if id(doc) in kept]
+
+    def _drop_exact(
+        self, ranked: list[Document], report: StepReport
+    ) -> tuple[list[Document], list[dict], int]:
+        first_with_key: dict[str, Document] = {}
+        grouped: dict[str, list[str]] = {}
+        survivors = []
+        for doc in ranked:
+            key = exact_key(doc.text)
+            keeper = first_with_key.get(key)
+            if keeper is None:
+                first_with_key[key] = doc
+                survivors.append(doc)
+                continue
+            merge_into(keeper, doc)
+            grouped.setdefault(keeper.id, []).append(doc.id)
+            report.drop("exact_duplicate", doc.id)
+        sample = [{"kept": kept, "merged": merged, "kind": "exact"} for kept, merged in grouped.items()]
+        return survivors, sample[:MERGE_SAMPLE_SIZE], len(grouped)
+
+    def _drop_near(
+        self, ranked: list[Document], report: StepReport
+    ) -> tuple[list[Document], list[dict], int]:
+        keys = [normalized_key(doc.text) for doc in ranked]
+        comparable = [position for position, key in enumerate(keys) if key]
+        minhashes: dict[int, MinHash] = dict(
+            zip(
+                comparable,
+                MinHash.bulk(
+                    (shingles(keys[position]) for position in comparable),
+                    num_perm=self.num_perm,
+                    seed=self.seed,
+                    hashfunc=zlib.crc32,
+                ),
+                strict=True,
+            )
+        )
+        groups = _Groups(len(ranked))
+        for first, second in self._similar_text_pairs(minhashes):
+            groups.union(first, second)
+        for first, second in self._same_title_pairs(ranked, minhashes):
+            groups.union(first, second)
+
+        dropped: set[int] = set()
+        sample = []
+        n_groups = 0
+        for members in groups.members():
+            n_groups += 1
+            keeper = ranked[members[0]]
+            for position in members[1:]:
+                merge_into(keeper, ranked[position])
+                report.drop("near_duplicate", ranked[position].id)
+                dropped.add(position)
+            if len(sample) < MERGE_SAMPLE_SIZE:
+                sample.append(
+                    {"kept": keeper.id, "merged": [ranked[p].id for p in members[1:]], "kind": "near"}
+                )
+        return [doc for position, doc in enumerate(ranked) if position not in dropped], sample, n_groups
+
+    def _similar_text_pairs(self, minhashes: dict[int, MinHash]) -> Iterator[tuple[int, int]]:
+        """Pairs whose estimated Jaccard reaches `threshold` (LSH candidates, then checked)."""
+        lsh = self._candidate_index()
+        with lsh.insertion_session() as session:
+            for position, minhash in minhashes.items():
+                session.insert(position, minhash, check_duplication=False)
+        for position, minhash in minhashes.items():
+            for candidate in lsh.query(minhash):
+                if candidate > position and minhash.jaccard(minhashes[candidate]) >= self.threshold:
+                    yield position, candidate
+
+    def _candidate_index(self) -> MinHashLSH:
+        """MinHashLSH for `threshold`, or for the highest lower threshold (in 0.05 steps) that datasketch
+        can band with `num_perm` (it needs two or more bands, which rules out e.g. 0.99 with 128); a lower
+        LSH threshold only adds candidates, and every candidate is checked against `threshold`."""
+        threshold = self.threshold
+        while True:
+            try:
+                return MinHashLSH(threshold=threshold, num_perm=self.num_perm)
+            except ValueError as error:
+                if threshold <= LOWEST_LSH_THRESHOLD:
+                    raise ValueError(
+                        f"dedup: no LSH banding for num_perm={self.num_perm}: {error}"
+                    ) from error
+                threshold = max(LOWEST_LSH_THRESHOLD, round(threshold - 0.05, 2))
+
+    def _same_title_pairs(
+        self, ranked: list[Document], minhashes: dict[int, MinHash]
+    ) -> Iterator[tuple[int, int]]:
+        """Pairs with the same normalised title and the same author or enough shared text."""
+        by_title: dict[str, list[int]] = defaultdict(list)
+        for position, doc in enumerate(ranked):
+            title = normalized_key(doc.title)
+            if title:
+                by_title[title].append(position)
+        for positions in by_title.values():
+            for index, first in enumerate(positions):
+                for second in positions[index + 1 :]:
+                    if self._same_edition(
+                        ranked[first], ranked[second], minhashes.get(first), minhashes.get(second)
+                    ):
+                        yield first, second
+
+    @staticmethod
+    def _same_edition(
+        first: Document, second: Document, first_hash: MinHash | None, second_hash: MinHash | None
+    ) -> bool:
+        first_author, second_author = first.meta.get("author"), second.meta.get("author")
+        if first_author and second_author:
+            return normalized_key(str(first_author)) == normalized_key(str(second_author))
+        if first_hash is None or second_hash is None:
+            return False
+        return first_hash.jaccard(second_hash) >= TITLE_MATCH_MIN_JACCARD
