@@ -1,0 +1,104 @@
+"""WARC archive: what is stored (and what never is), rotation, reading back, torn-tail repair."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from imcm_build.crawl.archive import (
+    ArchiveError,
+    Exchange,
+    WarcArchive,
+    archive_files,
+    complete_length,
+    iter_responses,
+    repair_tail,
+)
+
+COOKIE = "dbcl2=\"123:SECRETVALUE\"; bid=ABCDEF"
+
+
+def exchange(number: int, status: int = 200, body: bytes | None = None) -> Exchange:
+    return Exchange(
+        url=f"http://127.0.0.1:8000/subject/{number}/",
+        method="GET",
+        request_headers={"User-Agent": "imcm-toolkit/0.1", "Cookie": COOKIE, "Accept": "*/*"},
+        status=status,
+        reason="OK" if status == 200 else "Service Unavailable",
+        response_headers={"Content-Type": "text/html; charset=utf-8", "Set-Cookie": "bid=SERVERSIDE; path=/",
+                          "Content-Encoding": "gzip", "Content-Length": "17"},
+        body=body if body is not None else f"<html><body>书 {number}</body></html>".encode(),
+        fetched_at=f"2024-05-01T12:00:{number:02d}.250000Z",
+    )
+
+
+def test_responses_round_trip_with_outcome_and_without_secrets(tmp_path: Path) -> None:
+    with WarcArchive(tmp_path) as archive:
+        archive.write(exchange(1, 503, b"busy"), "retry:http_503")
+        archive.write(exchange(1), "ok", durable=True)
+        archive.write(exchange(2), "ok", durable=True, requested_url="http://127.0.0.1:8000/subject/2")
+    responses = list(iter_responses([tmp_path]))
+    assert [(r.url, r.status, r.outcome) for r in responses] == [
+        ("http://127.0.0.1:8000/subject/1/", 503, "retry:http_503"),
+        ("http://127.0.0.1:8000/subject/1/", 200, "ok"),
+        ("http://127.0.0.1:8000/subject/2/", 200, "ok"),
+    ]
+    assert responses[1].body == "<html><body>书 1</body></html>".encode()
+    assert responses[1].fetched_at == "2024-05-01T12:00:01.250000Z"
+    assert responses[2].requested_url == "http://127.0.0.1:8000/subject/2"
+    assert responses[1].headers["X-Archive-Orig-Content-Encoding"] == "gzip"
+    assert responses[1].headers["Content-Length"] == str(len(responses[1].body))
+    raw = b"".join(gzip.decompress(path.read_bytes()) for path in archive_files([tmp_path]))
+    assert b"SECRETVALUE" not in raw and b"SERVERSIDE" not in raw
+    assert b"User-Agent: imcm-toolkit/0.1" in raw  # the request itself is kept
+
+
+def test_records_are_standard_warc_request_response_pairs(tmp_path: Path) -> None:
+    with WarcArchive(tmp_path) as archive:
+        archive.write(exchange(1), "ok", durable=True)
+    with open(tmp_path / "crawl-00000.warc.gz", "rb") as handle:
+        records = list(ArchiveIterator(handle))
+    assert [record.rec_type for record in records] == ["warcinfo", "response", "request"]
+    response, request = records[1], records[2]
+    assert (request.http_headers.protocol, request.http_headers.statusline) == ("GET", "/subject/1/ HTTP/1.1")
+    assert request.rec_headers.get_header("WARC-Concurrent-To") == response.rec_headers.get_header("WARC-Record-ID")
+
+
+def test_files_rotate_by_size_and_each_run_starts_a_new_file(tmp_path: Path) -> None:
+    big = b"<html>" + random.Random(0).randbytes(8000) + b"</html>"  # incompressible: files fill up quickly
+    with WarcArchive(tmp_path, max_bytes=20_000) as archive:
+        for number in range(6):
+            archive.write(exchange(number, body=big), "ok")
+    first_run = [path.name for path in archive_files([tmp_path])]
+    assert len(first_run) >= 2
+    with WarcArchive(tmp_path, max_bytes=20_000) as archive:
+        name, _ = archive.write(exchange(9), "ok")
+    assert name not in first_run
+    assert [r.url.split("/")[-2] for r in iter_responses([tmp_path])] == ["0", "1", "2", "3", "4", "5", "9"]
+
+
+def test_torn_tail_is_detected_and_cut(tmp_path: Path) -> None:
+    with WarcArchive(tmp_path) as archive:
+        _, first_end = archive.write(exchange(1), "ok", durable=True)
+        archive.write(exchange(2), "ok", durable=True)
+    path = tmp_path / "crawl-00000.warc.gz"
+    whole = path.read_bytes()
+    for cut in (5, 300, 700):  # killed while writing record 2 (gzip trailer, request, response body)
+        path.write_bytes(whole[: len(whole) - cut])
+        with pytest.raises(ArchiveError, match="crawl-00000.warc.gz: torn WARC record"):
+            list(iter_responses([path]))
+        assert first_end <= complete_length(path) < len(whole) - cut
+    good = complete_length(path)
+    assert good == first_end  # the response of record 2 was cut: only record 1 is whole
+    assert repair_tail(path) == len(whole) - 700 - good
+    assert [r.url for r in iter_responses([path])] == ["http://127.0.0.1:8000/subject/1/"]
+    assert repair_tail(path) == 0
+
+
+def test_missing_input_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError, match="nowhere.warc.gz: no such archive"):
+        list(iter_responses([tmp_path / "nowhere.warc.gz"]))
