@@ -36,9 +36,11 @@ def build_release(config: BuildConfig, timings: dict[str, float] | None = None) 
     steps = build_steps(config)
     result = run_steps(docs, steps, reports=[read_report])
     labels_step = next(step for step in steps if isinstance(step, Labels))
+    # where the release is written is not part of what it is: leaving `out` out keeps rebuilds identical
+    recorded_config = {key: value for key, value in config.to_dict().items() if key != "out"}
     report: dict[str, Any] = {
         "name": config.name,
-        "config": config.to_dict(),
+        "config": recorded_config,
         "inputs": inputs,
         "steps": [_without_timing(step_report.to_dict()) for step_report in result.reports],
         "documents_published": len(result.documents),
@@ -48,7 +50,7 @@ def build_release(config: BuildConfig, timings: dict[str, float] | None = None) 
         labels_step.label_names_,
         Path(config.out),
         build_report=report,
-        config=config.to_dict(),
+        config=recorded_config,
         name=config.name,
         figures=config.figures,
     )

@@ -75,7 +75,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     split_map = dict(item.split("=", 1) for item in args.split or [])
     release = import_release(
         args.kind, [Path(p) for p in args.inputs], Path(args.out), split_map=split_map or None,
-        label_map=Path(args.label_map) if args.label_map else None, seed=args.seed,
+        label_map=Path(args.label_map) if args.label_map else None, seed=args.seed, figures=args.figures,
     )
     print_release_summary(release)
     return 0
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="assign a file to a split, e.g. --split train=val.json --split test=test.json")
     imp.add_argument("--label-map", help="label universe file (AAPD labels.json or RCV1 label meanings)")
     imp.add_argument("--seed", type=int, default=42, help="seed for carving validation out of train when absent")
+    imp.add_argument("--no-figures", dest="figures", action="store_false", help="skip the PNG figures")
     imp.set_defaults(func=cmd_import)
 
     stats = sub.add_parser("stats", help="Table-1 statistics of a release (markdown; --out saves JSON)")
