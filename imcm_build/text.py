@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from functools import cache
 
 _SPACE = re.compile(r"\s+")
+# a letter or a digit: the same set as Unicode categories L* and N* (checked over every code point)
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 
 
 @cache
@@ -22,7 +23,7 @@ def load_tokenizer():  # noqa: ANN201 - jieba has no types
 
 def is_word(token: str) -> bool:
     """A token counts as a word unless it is only punctuation, symbols or whitespace."""
-    return any(unicodedata.category(ch)[0] in "LN" for ch in token)
+    return _LETTER_OR_DIGIT.search(token) is not None
 
 
 def tokenize(text: str) -> list[str]:
