@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from imcm_train.models.cnn import KimCNN
+from imcm_train.train import ConfigError, TrainConfig, TrainingError, fit, read_metrics_lines
+from tests.train.conftest import TINY_HPARAMS, TINY_TRAIN_OPTIONS
+
+TIMING_KEYS = {"train_seconds", "samples_per_second", "validation_seconds", "peak_memory_mib"}
+
+
+def tiny_config(release: Path, out: Path, model: str = "altxml", **options: Any) -> TrainConfig:
+    settings = {**TINY_TRAIN_OPTIONS, "hparams": TINY_HPARAMS[model], **options}
+    return TrainConfig(release=str(release), out=str(out), model=model, **settings)
+
+
+def without_timings(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{key: value for key, value in line.items() if key not in TIMING_KEYS} for line in lines]
+
+
+def assert_same_weights(first: Path, second: Path) -> None:
+    a = torch.load(first, weights_only=False)["model"]
+    b = torch.load(second, weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs between {first} and {second}"
+
+
+def test_loss_decreases_and_the_run_folder_is_complete(small_release: Path, tmp_path: Path) -> None:
+    summary = fit(tiny_config(small_release, tmp_path / "run", epochs=4, lr=0.005))
+    run = tmp_path / "run"
+    history = read_metrics_lines(run / "metrics.jsonl")
+    assert [line["epoch"] for line in history] == [1, 2, 3, 4]
+    losses = [line["train_loss"] for line in history]
+    assert losses[-1] < 0.8 * losses[0], losses
+    for name in ("config.json", "best.pt", "last.pt", "vocab.json", "labels.txt", "test_metrics.json",
+                 "summary.json", "training_curve.png"):
+        assert (run / name).is_file(), name
+    assert (run / "labels.txt").read_text(encoding="utf-8") == (small_release / "labels.txt").read_text(encoding="utf-8")
+    saved = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    assert saved["lr"] == 0.005 and saved["weight_decay"] == 0.01 and saved["grad_clip"] == 10.0
+    test_metrics = json.loads((run / "test_metrics.json").read_text(encoding="utf-8"))
+    assert test_metrics["at_threshold"]["threshold"] == 0.5
+    assert test_metrics["at_tuned_threshold"]["threshold"] == test_metrics["tuned_threshold"]
+    assert test_metrics["validation_at_tuned_threshold"]["micro_f1"] >= test_metrics["validation_at_threshold"]["micro_f1"]
+    best = max(history, key=lambda line: line["validation"]["micro_f1"])
+    assert summary["best_epoch"] == test_metrics["best_epoch"] == best["epoch"]
+    assert summary["device"].startswith("cpu") and summary["peak_memory_mib"] > 0
+    assert summary["train_seconds"] > 0 and summary["samples_per_second"] > 0
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(small_release: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    fit(tiny_config(small_release, straight, epochs=2))
+    interrupted = tmp_path / "interrupted"
+    fit(tiny_config(small_release, interrupted, epochs=1))
+    fit(TrainConfig.from_run(interrupted, epochs=2))
+
+    assert_same_weights(straight / "last.pt", interrupted / "last.pt")
+    assert_same_weights(straight / "best.pt", interrupted / "best.pt")
+    assert without_timings(read_metrics_lines(straight / "metrics.jsonl")) == without_timings(
+        read_metrics_lines(interrupted / "metrics.jsonl")
+    )
+    assert json.loads((straight / "test_metrics.json").read_text()) == json.loads(
+        (interrupted / "test_metrics.json").read_text()
+    )
+
+
+def test_two_runs_with_the_same_seed_are_identical_and_another_seed_differs(small_release: Path, tmp_path: Path) -> None:
+    fit(tiny_config(small_release, tmp_path / "a", model="cnn", epochs=1))
+    fit(tiny_config(small_release, tmp_path / "b", model="cnn", epochs=1))
+    fit(tiny_config(small_release, tmp_path / "c", model="cnn", epochs=1, seed=7))
+    assert_same_weights(tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt")
+    with pytest.raises(AssertionError):
+        assert_same_weights(tmp_path / "a" / "last.pt", tmp_path / "c" / "last.pt")
+
+
+def test_nan_loss_stops_the_run_naming_epoch_and_step(
+    small_release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_loss = KimCNN.loss
+    calls = {"n": 0}
+
+    def loss_that_turns_nan(self: KimCNN, tokens: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        loss = real_loss(self, tokens, lengths, targets)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(KimCNN, "loss", loss_that_turns_nan)
+    with pytest.raises(TrainingError, match=r"cnn: loss is nan at epoch 1, step 3"):
+        fit(tiny_config(small_release, tmp_path / "run", model="cnn", epochs=2))
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_an_existing_run_is_not_overwritten_and_resume_refuses_other_settings(small_release: Path, tmp_path: Path) -> None:
+    fit(tiny_config(small_release, tmp_path / "run", model="cnn", epochs=1))
+    with pytest.raises(TrainingError, match="already holds a run; pass --resume"):
+        fit(tiny_config(small_release, tmp_path / "run", model="cnn", epochs=1))
+    with pytest.raises(TrainingError, match=r"cannot resume with different settings \(lr: run has 0.001, asked 0.1\)"):
+        TrainConfig.from_run(tmp_path / "run", epochs=2, lr=0.1)
+    with pytest.raises(TrainingError, match="last.pt: missing: nothing to resume"):
+        fit(tiny_config(small_release, tmp_path / "fresh", model="cnn", resume=True))
+
+
+def test_config_from_toml_with_overrides_and_clear_errors(tmp_path: Path) -> None:
+    toml = tmp_path / "run.toml"
+    toml.write_text('[train]\nrelease = "rel"\nmodel = "cnn"\nepochs = 3\n[train.hparams]\nnum_filters = 8\n')
+    config = TrainConfig.from_toml(toml, epochs=5, lr=None)
+    assert (config.model, config.epochs, config.lr, config.batch_size, config.hparams) == ("cnn", 5, 0.001, 64, {"num_filters": 8})
+    config.validate()
+    assert TrainConfig.from_toml(toml, hparams={"dropout": 0.1}).hparams == {"num_filters": 8, "dropout": 0.1}
+    toml.write_text('[train]\nrelease = "rel"\nlearning_rate = 0.1\n')
+    with pytest.raises(ConfigError, match=r"run.toml: unknown training option\(s\): learning_rate"):
+        TrainConfig.from_toml(toml)
+    with pytest.raises(ConfigError, match="unknown model 'bert'"):
+        TrainConfig(release="rel", model="bert").validate()
+    with pytest.raises(ConfigError, match="model 'cnn' has no hyper-parameter\\(s\\) hidden_size"):
+        TrainConfig(release="rel", model="cnn", hparams={"hidden_size": 8}).validate()
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        TrainConfig(release="rel", batch_size=0).validate()
