@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from tqdm import tqdm
+
 from imcm_build.document import Document
 from imcm_build.records import Record, Rejection, read_records
 from imcm_build.report import BuildError, StepReport
@@ -34,7 +36,7 @@ def read_documents(paths: Sequence[str | Path], strict: bool = False) -> tuple[l
     started = time.perf_counter()
     docs: list[Document] = []
     rejections: list[Rejection] = []
-    for item in read_records(paths):
+    for item in tqdm(read_records(paths), desc="read", unit="record", disable=None):
         report.n_in += 1
         if isinstance(item, Rejection):
             if strict:

@@ -14,6 +14,8 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 
+from tqdm import tqdm
+
 from imcm_build.document import Document
 from imcm_build.report import StepReport
 from imcm_build.text import count_words, load_tokenizer, tokenize
@@ -80,9 +82,18 @@ class Tokenize:
     @staticmethod
     def _tokenize_all(texts: list[str], workers: int) -> list[str]:
         _load_jieba()
-        if workers == 1:
-            return tokenize_joined(texts)
-        chunks = chunked(texts, workers * CHUNKS_PER_WORKER)
-        with _pool_context().Pool(processes=workers, initializer=_load_jieba) as pool:
-            results = pool.map(tokenize_joined, chunks, chunksize=1)
-        return [joined for chunk in results for joined in chunk]
+        n_chunks = 1 if workers == 1 else workers * CHUNKS_PER_WORKER
+        chunks = chunked(texts, n_chunks) if texts else []
+        results: list[str] = []
+        # disable=None: a bar on a terminal, nothing in logs, CI or tests
+        with tqdm(total=len(texts), desc="tokenize", unit="doc", disable=None) as bar:
+            if workers == 1:
+                for chunk in chunked(texts, max(1, len(texts) // 50)) if texts else []:
+                    results += tokenize_joined(chunk)
+                    bar.update(len(chunk))
+                return results
+            with _pool_context().Pool(processes=workers, initializer=_load_jieba) as pool:
+                for chunk in pool.imap(tokenize_joined, chunks, chunksize=1):
+                    results += chunk
+                    bar.update(len(chunk))
+        return results
