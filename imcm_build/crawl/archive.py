@@ -43,6 +43,7 @@ SCAN_CHUNK = 1 << 20
 PRIVATE_REQUEST_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 PRIVATE_RESPONSE_HEADERS = frozenset({"set-cookie", "set-cookie2"})
 RENAMED_RESPONSE_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
+DEFAULT_COMPRESS_LEVEL = 6
 
 
 class ArchiveError(ValueError):
@@ -120,19 +121,24 @@ def _response_record_headers(exchange: Exchange) -> StatusAndHeaders:
 
 
 class WarcArchive:
-    """Appends exchanges to rotating gzipped WARC files under ``folder``; one writer per run."""
+    """Appends exchanges to rotating gzipped WARC files under ``folder``; one writer per run.
 
-    def __init__(self, folder: str | Path, max_bytes: int = 100 * 1024 * 1024, compress_level: int = 6) -> None:
+    :meth:`write` is :meth:`serialize` (build the WARC records) then :meth:`append` (gzip and write them).
+    """
+
+    def __init__(self, folder: str | Path, max_bytes: int = 100 * 1024 * 1024,
+                 compress_level: int = DEFAULT_COMPRESS_LEVEL) -> None:
         if max_bytes <= 0:
             raise ValueError(f"archive max size must be positive, got {max_bytes} bytes")
+        if not 0 <= compress_level <= 9:
+            raise ValueError(f"gzip compression level must be 0-9, got {compress_level}")
         self.compress_level = compress_level
-        self._buffer = io.BytesIO()
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._index = self._next_free_index()
         self._handle: io.BufferedWriter | None = None
-        self._writer: WARCWriter | None = None
+        self._builder = WARCWriter(io.BytesIO(), gzip=False, warc_version="1.1")  # records, serialized uncompressed
 
     def _next_free_index(self) -> int:
         indexes = [int(m.group(1)) for p in self.folder.iterdir() if (m := FILE_RE.match(p.name))]
@@ -142,27 +148,46 @@ class WarcArchive:
     def current_path(self) -> Path:
         return self.folder / FILE_PATTERN.format(self._index)
 
-    def _open(self) -> WARCWriter:
-        if self._writer is not None and self._handle is not None and self._handle.tell() >= self.max_bytes:
+    def _open(self) -> io.BufferedWriter:
+        if self._handle is not None and self._handle.tell() >= self.max_bytes:
             self.close()
             self._index += 1
-        if self._writer is None:
+        if self._handle is None:
             self._handle = open(self.current_path, "ab")  # noqa: SIM115 - kept open across writes
-            self._writer = WARCWriter(self._buffer, gzip=False, warc_version="1.1")
-            info = self._writer.create_warcinfo_record(
+            info = self._builder.create_warcinfo_record(
                 self.current_path.name, {"software": "imcm-toolkit crawler", "format": "WARC File Format 1.1"}
             )
-            self._append(info)
-        return self._writer
+            self._handle.write(self._gzip_member(_record_bytes(self._builder, info)))
+        return self._handle
 
-    def _append(self, record) -> None:  # noqa: ANN001 - warcio record type is untyped
-        """Write one record as its own gzip member (the usual .warc.gz layout)."""
-        assert self._writer is not None and self._handle is not None
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._writer.write_record(record)
-        compressor = zlib.compressobj(self.compress_level, zlib.DEFLATED, GZIP_WBITS)
-        self._handle.write(compressor.compress(self._buffer.getvalue()) + compressor.flush())
+    def _gzip_member(self, record: bytes) -> bytes:
+        """One record as its own gzip member (the usual .warc.gz layout)."""
+        return zlib.compress(record, self.compress_level, GZIP_WBITS)
+
+    def serialize(self, exchange: Exchange, outcome: str, requested_url: str | None = None) -> tuple[bytes, bytes]:
+        """The response record and its request record, uncompressed (see :meth:`write`)."""
+        builder = self._builder
+        warc_headers = {"WARC-Date": exchange.fetched_at, OUTCOME_HEADER: outcome}
+        if requested_url and requested_url != exchange.url:
+            warc_headers[REQUESTED_HEADER] = requested_url
+        response = builder.create_warc_record(
+            exchange.url, "response", payload=io.BytesIO(exchange.body), length=len(exchange.body),
+            http_headers=_response_record_headers(exchange), warc_headers_dict=dict(warc_headers),
+        )
+        request_headers = {**warc_headers, "WARC-Concurrent-To": response.rec_headers.get_header("WARC-Record-ID")}
+        request = builder.create_warc_record(
+            exchange.url, "request", payload=io.BytesIO(b""), length=0,
+            http_headers=_request_record_headers(exchange), warc_headers_dict=request_headers,
+        )
+        return _record_bytes(builder, response), _record_bytes(builder, request)
+
+    def append(self, records: Iterable[bytes]) -> tuple[str, int]:
+        """gzip and append serialized records, flushed to the OS; return (file name, offset just past them)."""
+        handle = self._open()
+        for record in records:
+            handle.write(self._gzip_member(record))
+        handle.flush()
+        return self.current_path.name, handle.tell()
 
     def write(self, exchange: Exchange, outcome: str, durable: bool = False, requested_url: str | None = None
               ) -> tuple[str, int]:
@@ -171,26 +196,10 @@ class WarcArchive:
         ``requested_url`` is the URL the crawler asked for when redirects led to ``exchange.url``.
         Returns (file name, offset just past the pair).
         """
-        writer = self._open()
-        assert self._handle is not None
-        warc_headers = {"WARC-Date": exchange.fetched_at, OUTCOME_HEADER: outcome}
-        if requested_url and requested_url != exchange.url:
-            warc_headers[REQUESTED_HEADER] = requested_url
-        response = writer.create_warc_record(
-            exchange.url, "response", payload=io.BytesIO(exchange.body), length=len(exchange.body),
-            http_headers=_response_record_headers(exchange), warc_headers_dict=dict(warc_headers),
-        )
-        request_headers = {**warc_headers, "WARC-Concurrent-To": response.rec_headers.get_header("WARC-Record-ID")}
-        request = writer.create_warc_record(
-            exchange.url, "request", payload=io.BytesIO(b""), length=0,
-            http_headers=_request_record_headers(exchange), warc_headers_dict=request_headers,
-        )
-        self._append(response)
-        self._append(request)
-        self._handle.flush()
+        position = self.append(self.serialize(exchange, outcome, requested_url))
         if durable:
-            os.fsync(self._handle.fileno())
-        return self.current_path.name, self._handle.tell()
+            self.sync()
+        return position
 
     def sync(self) -> None:
         """Flush and fsync what was written so far (group commit of several non-durable writes)."""
@@ -203,13 +212,21 @@ class WarcArchive:
             self._handle.flush()
             os.fsync(self._handle.fileno())
             self._handle.close()
-        self._handle, self._writer = None, None
+        self._handle = None
 
     def __enter__(self) -> WarcArchive:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _record_bytes(builder: WARCWriter, record) -> bytes:  # noqa: ANN001 - warcio record type is untyped
+    buffer = builder.out
+    buffer.seek(0)
+    buffer.truncate()
+    builder.write_record(record)
+    return buffer.getvalue()
 
 
 def _decoded_headers(record) -> dict[str, str]:  # noqa: ANN001 - warcio record type is untyped

@@ -50,6 +50,8 @@ def _add_crawl_parser(subparsers: argparse._SubParsersAction) -> None:
     crawl.add_argument("--cookie-file", help=f"file holding a Cookie header value (else ${COOKIE_ENV}); never logged")
     crawl.add_argument("--archive-max-mb", type=float, default=defaults.archive_max_mb,
                        help="start a new WARC file after this size (default 100)")
+    crawl.add_argument("--archive-compress-level", type=int, choices=range(10), metavar="0-9",
+                       help="gzip level of the WARC files (default: 6 for a paced crawl, 1 below 1 s delay)")
     crawl.add_argument("--timeout", type=float, default=defaults.timeout, help="seconds per request (default 30)")
     crawl.add_argument("--max-retries", type=int, default=defaults.max_retries,
                        help="retries per page for timeouts, 429, 5xx, cut pages (default 5)")

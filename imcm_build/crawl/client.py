@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -151,6 +152,8 @@ class PoliteClient:
         self.current_delay = delay
         self.stats = ClientStats()
         self.session = requests.Session()
+        self.session.trust_env = False  # the environment is read once per origin instead: see _environment_for
+        self._environment: dict[tuple[str, str], dict[str, Any]] = {}
         self.session.headers["User-Agent"] = user_agent
         if cookie:
             self.session.headers["Cookie"] = cookie
@@ -191,13 +194,32 @@ class PoliteClient:
         if parts.scheme not in ("http", "https") or (parts.hostname or "").lower() not in self.allowed_hosts:
             raise PermanentError(url, "host_not_allowed", f"only {', '.join(sorted(self.allowed_hosts))} may be fetched")
 
+    def _environment_for(self, url: str) -> dict[str, Any]:
+        """What requests reads from the environment for ``url`` (proxies, CA bundle, .netrc login).
+
+        requests reads it again on every request (a walk over ``os.environ``, a .netrc lookup, a stat of the
+        CA bundle); here it is read once per origin, so HTTP(S)_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE and
+        .netrc still apply, as they stood when the crawl reached that origin.
+        """
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        if origin not in self._environment:
+            with requests.Session() as reader:  # a default session trusts the environment
+                settings = reader.merge_environment_settings(url, {}, None, None, None)
+            if parts.scheme == "http":  # no TLS: a CA bundle path would only cost a stat() per request
+                settings["verify"] = True
+            settings["auth"] = requests.utils.get_netrc_auth(url)
+            self._environment[origin] = settings
+        return self._environment[origin]
+
     def _exchange(self, url: str) -> Exchange:
         self.check_allowed(url)
         self._wait_turn()
         self.stats.requests += 1
         fetched_at = utc_now_iso()
         try:
-            response = self.session.get(url, allow_redirects=False, timeout=self.timeout)
+            response = self.session.get(url, allow_redirects=False, timeout=self.timeout,
+                                        **self._environment_for(url))
         except requests.Timeout as error:
             raise RetryableError(url, "timeout", type(error).__name__) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:

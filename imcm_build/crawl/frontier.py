@@ -15,9 +15,10 @@ States: ``queued`` → ``done``; or ``failed`` (retries used up; queued again on
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -122,7 +123,8 @@ def read_ids_file(path: str | Path) -> list[str]:
 
 
 class Frontier:
-    """The crawl's queue and progress, persisted in SQLite; every method commits before returning."""
+    """The crawl's queue and progress, persisted in SQLite; every method commits before returning, except
+    inside :meth:`batch`, which commits its updates together."""
 
     def __init__(self, path: str | Path, max_books: int | None = None) -> None:
         self.path = Path(path)
@@ -140,6 +142,21 @@ class Frontier:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for several updates: all of them are committed, or (on an error) none."""
+        with self._transaction():
+            yield
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self.db.in_transaction:  # inside batch(): its commit covers this update
+            yield
+            return
+        with self.db:
+            self.db.execute("BEGIN")
+            yield
 
     # -- adding pages ---------------------------------------------------------------------------------
     def _subject_room(self) -> int | None:
@@ -171,8 +188,7 @@ class Frontier:
 
     def add(self, pages: Iterable[PageRef]) -> int:
         """Queue pages not seen before; return how many were new."""
-        with self.db:
-            self.db.execute("BEGIN")
+        with self._transaction():
             return self._insert(pages)[0]
 
     def subjects_full(self) -> bool:
@@ -180,13 +196,17 @@ class Frontier:
         return room is not None and room <= 0
 
     # -- progress -------------------------------------------------------------------------------------
-    def next_queued(self, skip: Collection[str] = ()) -> PageRef | None:
-        """The next queued page in fetch order, leaving out the paths in ``skip`` (awaiting their commit)."""
+    def queued(self, limit: int) -> list[PageRef]:
+        """Up to ``limit`` queued pages, in fetch order."""
         rows = self.db.execute(
             "SELECT path, kind, tag, start, subject_id FROM urls WHERE state = 'queued' ORDER BY rank, rowid LIMIT ?",
-            (len(skip) + 1,),
-        )
-        return next((PageRef(*row) for row in rows if row[0] not in skip), None)
+            (limit,),
+        ).fetchall()
+        return [PageRef(*row) for row in rows]
+
+    def next_queued(self, skip: Collection[str] = ()) -> PageRef | None:
+        """The next queued page in fetch order, leaving out the paths in ``skip`` (awaiting their commit)."""
+        return next((page for page in self.queued(len(skip) + 1) if page.path not in skip), None)
 
     def complete(self, path: str, archive_file: str, archive_end: int, found: Iterable[PageRef] = (),
                  done_at: str | None = None, cut: bool = False) -> int:
@@ -195,8 +215,7 @@ class Frontier:
         ``cut`` says the caller left out some revealed pages because of ``max_books``; such pages, and
         pages whose subjects ``max_books`` left out here, are reopened by :meth:`reopen_cut_pages`.
         """
-        with self.db:
-            self.db.execute("BEGIN")
+        with self._transaction():
             added, left_out = self._insert(found)
             self.db.execute(
                 "UPDATE urls SET state = 'done', attempts = attempts + 1, last_error = NULL, archive_file = ?,"

@@ -102,3 +102,28 @@ def test_torn_tail_is_detected_and_cut(tmp_path: Path) -> None:
 def test_missing_input_is_named(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match="nowhere.warc.gz: no such archive"):
         list(iter_responses([tmp_path / "nowhere.warc.gz"]))
+
+
+def test_records_carry_valid_warc_digests(tmp_path: Path) -> None:
+    with WarcArchive(tmp_path, compress_level=1) as archive:
+        for number in range(3):
+            archive.write(exchange(number), "ok" if number else "retry:http_503")
+    with open(tmp_path / "crawl-00000.warc.gz", "rb") as handle:
+        records = list(ArchiveIterator(handle, check_digests="raise"))  # raises on a wrong WARC digest
+    assert [record.rec_type for record in records] == ["warcinfo"] + ["response", "request"] * 3
+
+
+def test_compression_level_is_checked_and_used(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="0-9"):
+        WarcArchive(tmp_path, compress_level=10)
+    sizes = {}
+    for level in (1, 9):
+        folder = tmp_path / f"level{level}"
+        body = b"<html>" + "豆瓣读书 ".encode() * 4000 + b"</html>"
+        with WarcArchive(folder, compress_level=level) as archive:
+            archive.write(exchange(1, body=body), "ok")
+        data = (folder / "crawl-00000.warc.gz").read_bytes()
+        assert data[8] == (4 if level == 1 else 2)  # the gzip XFL byte: 4 = fastest, 2 = best compression
+        sizes[level] = len(data)
+        assert next(iter_responses([folder])).body == body
+    assert sizes[9] < sizes[1]

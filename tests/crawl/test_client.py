@@ -261,3 +261,19 @@ def test_parse_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_proxy_settings_from_the_environment_still_apply(serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client reads the environment once per origin rather than per request: a proxy must still be used."""
+    proxy = serve({"http://book.douban.com/subject/1/": [Reply()], "http://book.douban.com/subject/2/": [Reply()]})
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", proxy.base_url)
+    client, _ = make_client(proxy)
+    for number in (1, 2):
+        result = client.fetch(f"http://book.douban.com/subject/{number}/", expect="subject")
+        assert result.exchange.body == SUBJECT_HTML
+    assert proxy.paths() == ["http://book.douban.com/subject/1/", "http://book.douban.com/subject/2/"]
+    monkeypatch.setenv("no_proxy", "book.douban.com")  # read once: the running client keeps its settings
+    client.fetch("http://book.douban.com/subject/1/", expect="subject")
+    assert len(proxy.paths()) == 3

@@ -106,3 +106,23 @@ def test_completion_is_all_or_nothing(tmp_path: Path) -> None:
             frontier.complete(path, "crawl-00000.warc.gz", 99, [subject_page("1"), Broken()])
         assert frontier.state_of(path) == "queued"
         assert frontier.state_of("/subject/1/") is None and frontier.archive_marks() == {}
+
+
+def test_a_batch_commits_its_completions_together_or_not_at_all(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    with Frontier(state) as frontier:
+        frontier.add([subject_page(str(n)) for n in range(1, 6)])
+        with frontier.batch():
+            frontier.complete("/subject/1/", "crawl-00000.warc.gz", 100)
+            frontier.complete("/subject/2/", "crawl-00000.warc.gz", 200)
+            with sqlite3.connect(state) as reader:  # another connection sees nothing before the batch ends
+                assert reader.execute("SELECT COUNT(*) FROM urls WHERE state = 'done'").fetchone() == (0,)
+        assert frontier.counts()["subject"] == {"done": 2, "queued": 3}
+        with pytest.raises(KeyboardInterrupt), frontier.batch():
+            frontier.complete("/subject/3/", "crawl-00000.warc.gz", 300)
+            raise KeyboardInterrupt  # killed halfway through the group
+        assert frontier.state_of("/subject/3/") == "queued"
+        assert frontier.archive_marks() == {"crawl-00000.warc.gz": 200}
+        frontier.complete("/subject/3/", "crawl-00000.warc.gz", 300)  # outside a batch: its own commit
+    with Frontier(state) as reopened:
+        assert reopened.counts()["subject"] == {"done": 3, "queued": 2}
