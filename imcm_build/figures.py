@@ -42,8 +42,17 @@ NO_CJK_FONT_NOTE = (
 
 
 def find_cjk_font() -> Path | None:
-    """The file of the first installed font of CJK_FONT_FAMILIES, or None."""
+    """The file of the first installed font of CJK_FONT_FAMILIES, or None.
+
+    matplotlib caches its font list; a font installed after that cache was written (e.g.
+    `apt-get install fonts-wqy-microhei`) is looked up among the system font files too.
+    """
     installed = {entry.name: entry.fname for entry in font_manager.fontManager.ttflist}
+    if not any(family in installed for family in CJK_FONT_FAMILIES):
+        known_files = set(installed.values())
+        for path in font_manager.findSystemFonts():
+            if path not in known_files:
+                installed.setdefault(font_manager.FontProperties(fname=path).get_name(), path)
     for family in CJK_FONT_FAMILIES:
         if family in installed:
             return Path(installed[family])

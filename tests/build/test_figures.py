@@ -86,7 +86,25 @@ def test_font_finder_prefers_a_known_cjk_family(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(
         font_manager.fontManager, "ttflist", [e for e in installed if e.name == "DejaVu Sans"]
     )
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *args, **kwargs: [])
     assert figures.find_cjk_font() is None
+
+
+def test_font_finder_sees_a_font_installed_after_matplotlibs_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    dejavu = [e for e in font_manager.fontManager.ttflist if e.name == "DejaVu Sans"]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", dejavu)
+    system_fonts = {"/usr/share/fonts/new/wqy-microhei.ttc": "WenQuanYi Micro Hei", dejavu[0].fname: "DejaVu Sans"}
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *args, **kwargs: list(system_fonts))
+
+    class Properties:
+        def __init__(self, fname: str) -> None:
+            self.fname = fname
+
+        def get_name(self) -> str:
+            return system_fonts[self.fname]
+
+    monkeypatch.setattr(font_manager, "FontProperties", Properties)
+    assert figures.find_cjk_font() == Path("/usr/share/fonts/new/wqy-microhei.ttc")
 
 
 def test_output_is_byte_stable(tmp_path: Path, small_stats: dict) -> None:
