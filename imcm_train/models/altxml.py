@@ -45,7 +45,7 @@ class AlternatingAttention(nn.Module):
 
 
 class AltXML(MultiLabelModel):
-    """Embedding (N(0,1), padding 0) → dropout → packed BiLSTM → alternating attention → linear → sigmoid.
+    """Embedding (N(0,1), padding 0) → dropout → BiLSTM (length-aware: padding never enters it) → alternating attention → linear → sigmoid.
 
     Paper defaults: embed_dim 256, hidden_size 100 per direction, dropout 0.5, one BiLSTM layer.
     """

@@ -1,4 +1,4 @@
-"""Layers and decoding shared by the models: embeddings, the packed BiLSTM encoder, masked softmax,
+"""Layers and decoding shared by the models: embeddings, the BiLSTM encoder, masked softmax,
 the `MultiLabelModel` base classes, and greedy / beam decoding of label sequences.
 
 Conventions: token id 0 is padding and 1 is unknown; `tokens` is a LongTensor [B, T] on the model's
@@ -83,12 +83,31 @@ class WordEmbedding(nn.Module):
 
 
 class BiLSTMEncoder(nn.Module):
-    """Bidirectional LSTM run on packed sequences, so padding never reaches the recurrence.
+    """Bidirectional LSTM over a padded batch in which padding never reaches the recurrence.
 
-    Weights keep PyTorch's default U(-sqrt(k), sqrt(k)) initialisation, k = 1 / hidden_size.
+    Two paths over the same `nn.LSTM` parameters (so a checkpoint loads into either) give the same
+    outputs and final states:
+
+    - packed (`pack_padded_sequence`): the default on CUDA, where cuDNN runs packed sequences well;
+    - dense: the default on CPU, where packing costs about 3x a plain padded LSTM. Each direction runs
+      as a one-directional LSTM over the padded batch, the backward one over each document reversed
+      within its own length, so both read the real tokens first and any padding only afterwards;
+      outputs at padded positions are then zeroed. Each document's final h is its output at its last
+      token; its final c is replayed from the recomputed gates over the few steps where the batch's
+      lengths differ (see `cell_after_lengths`).
+
+    `packed=None` chooses by device; True or False forces a path. Weights keep PyTorch's default
+    U(-sqrt(k), sqrt(k)) initialisation, k = 1 / hidden_size.
     """
 
-    def __init__(self, input_dim: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        packed: bool | None = None,
+    ) -> None:
         super().__init__()
         self.lstm = nn.LSTM(
             input_dim,
@@ -99,13 +118,108 @@ class BiLSTMEncoder(nn.Module):
             batch_first=True,
         )
         self.output_dim = 2 * hidden_size
+        self.packed = packed
 
     def forward(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Returns outputs [B, T, 2H] (zero at padding) and the final (h, c), each [layers * 2, B, H]."""
+        packed = embedded.is_cuda if self.packed is None else self.packed
+        if packed:
+            return self._packed_forward(embedded, lengths)
+        return self._dense_forward(embedded, lengths)
+
+    def _packed_forward(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         packed_outputs, final_state = self.lstm(packed)
         outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=embedded.size(1))
         return outputs, final_state
+
+    def _dense_forward(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        lengths = lengths.to(embedded.device)
+        real = padding_mask(lengths, embedded.size(1), embedded.device).unsqueeze(-1)
+        layer_input, final_h, final_c = embedded, [], []
+        for layer in range(self.lstm.num_layers):
+            if layer > 0:
+                layer_input = F.dropout(layer_input, self.lstm.dropout, self.training)
+            forward_outputs, *forward_final = self._run_direction(layer_input, lengths, layer, backward=False)
+            reversed_input = reverse_within_lengths(layer_input, lengths)
+            reversed_outputs, *backward_final = self._run_direction(reversed_input, lengths, layer, backward=True)
+            backward_outputs = reverse_within_lengths(reversed_outputs, lengths)
+            layer_input = torch.cat([forward_outputs, backward_outputs], dim=-1) * real
+            final_h += [forward_final[0], backward_final[0]]
+            final_c += [forward_final[1], backward_final[1]]
+        return layer_input, (torch.stack(final_h), torch.stack(final_c))
+
+    def _run_direction(
+        self, inputs: Tensor, lengths: Tensor, layer: int, backward: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One direction of one layer from the zero state over inputs whose real steps come first.
+
+        Returns outputs [B, T, H] (unspecified after each row's length) and each row's (h, c) after its
+        last real step, each [B, H].
+        """
+        suffix = "_reverse" if backward else ""
+        weights = tuple(getattr(self.lstm, f"{name}_l{layer}{suffix}") for name in _LSTM_WEIGHT_NAMES)
+        shortest, longest = int(lengths.min()), int(lengths.max())
+        zeros = inputs.new_zeros(1, inputs.size(0), self.lstm.hidden_size)
+        # Up to `shortest` every row is real, so the state there is every row's own.
+        outputs, hidden, cell = _lstm(inputs[:, :shortest], (zeros, zeros), weights, self.training)
+        if longest > shortest:
+            tail, _, _ = _lstm(inputs[:, shortest:longest], (hidden, cell), weights, self.training)
+            outputs = torch.cat([outputs, tail], dim=1)
+        rows = torch.arange(inputs.size(0), device=inputs.device)
+        final_h = outputs[rows, lengths - 1]
+        final_c = cell_after_lengths(inputs, outputs, cell[0], lengths, weights, start=shortest)
+        return F.pad(outputs, (0, 0, 0, inputs.size(1) - longest)), final_h, final_c
+
+
+_LSTM_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # nn.LSTM's order per layer/direction
+
+
+def _lstm(
+    inputs: Tensor, state: tuple[Tensor, Tensor], weights: tuple[Tensor, ...], training: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One layer, one direction, batch first: the functional form `nn.LSTM` itself runs.
+
+    Returns outputs [B, T, H] and the (h, c) after the last step, each [1, B, H].
+    """
+    return torch.lstm(inputs, state, weights, True, 1, 0.0, training, False, True)
+
+
+def cell_after_lengths(
+    inputs: Tensor, outputs: Tensor, cell: Tensor, lengths: Tensor, weights: tuple[Tensor, ...], start: int
+) -> Tensor:
+    """Each row's LSTM cell state [B, H] after its own last real step.
+
+    `outputs` [B, T, H] are the LSTM's hidden states h_t over `inputs` [B, T, D] and `cell` [B, H] its
+    cell state after step start - 1 (start >= 1). From there the update c_t = f_t * c_(t-1) + i_t * g_t
+    is replayed, its gates recomputed from x_t and h_(t-1) as `nn.LSTM` computes them, holding each
+    row's cell once its length is reached. Gradients flow through the gates as through the LSTM.
+    """
+    weight_ih, weight_hh, bias_ih, bias_hh = weights
+    longest = int(lengths.max())
+    gates = F.linear(inputs[:, start:longest], weight_ih, bias_ih) + F.linear(
+        outputs[:, start - 1 : longest - 1], weight_hh, bias_hh
+    )
+    input_gate, forget_gate, cell_gate, _ = gates.chunk(4, dim=-1)  # nn.LSTM's gate order: i, f, g, o
+    # Unbound once: indexing one step at a time would cost a full-size gradient per step in backward.
+    steps = zip(
+        input_gate.sigmoid().unbind(1), forget_gate.sigmoid().unbind(1), cell_gate.tanh().unbind(1), strict=True
+    )
+    for step, (input_t, forget_t, candidate_t) in enumerate(steps, start=start):
+        cell = torch.where((lengths > step).unsqueeze(1), forget_t * cell + input_t * candidate_t, cell)
+    return cell
+
+
+def reverse_within_lengths(sequences: Tensor, lengths: Tensor) -> Tensor:
+    """[B, T, ...] → each row's first lengths[b] steps in reverse order, the steps after them in place.
+
+    Applying it twice gives back the input.
+    """
+    positions = torch.arange(sequences.size(1), device=sequences.device).unsqueeze(0)
+    last = lengths.to(sequences.device).unsqueeze(1) - 1
+    index = torch.where(positions <= last, last - positions, positions)
+    rows = torch.arange(sequences.size(0), device=sequences.device).unsqueeze(1)
+    return sequences[rows, index]
 
 
 class MultiLabelModel(nn.Module):

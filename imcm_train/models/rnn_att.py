@@ -16,7 +16,7 @@ from imcm_train.models.layers import (
 
 
 class RNNAttention(MultiLabelModel):
-    """Embedding → dropout → packed BiLSTM → attention (softmax of w · h_i over the real tokens)
+    """Embedding → dropout → BiLSTM (length-aware) → attention (softmax of w · h_i over the real tokens)
     → linear → sigmoid. Defaults as AltXML: embed_dim 256, hidden_size 100, dropout 0.5.
     """
 

@@ -11,15 +11,18 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence as pack
 
 from imcm_build.text import tokenize
 from imcm_train.models import MODEL_NAMES, build_model, default_hparams
 from imcm_train.models.altxml import AlternatingAttention
 from imcm_train.models.layers import (
+    BiLSTMEncoder,
     beam_search,
     greedy_decode,
     label_sequences,
     masked_softmax,
+    reverse_within_lengths,
     teacher_forced_logits,
 )
 from tests.conftest import shared_path
@@ -182,6 +185,110 @@ def test_altxml_model_exposes_the_alternating_weights() -> None:
     torch.testing.assert_close(even.sum(1), torch.ones(3))
     torch.testing.assert_close(odd.sum(1), torch.tensor([1.0, 1.0, 0.0]))  # a 1-token doc has no odd position
     assert even[2, 0] == 1
+
+
+def test_reverse_within_lengths_keeps_padding_in_place() -> None:
+    sequences = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0], [6, 0, 0, 0], [7, 8, 9, 10]]).unsqueeze(-1)
+    lengths = torch.tensor([3, 2, 1, 4])
+    reversed_rows = reverse_within_lengths(sequences, lengths)
+    assert reversed_rows.squeeze(-1).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0], [6, 0, 0, 0], [10, 9, 8, 7]]
+    assert torch.equal(reverse_within_lengths(reversed_rows, lengths), sequences)
+
+
+def _encoder_run(
+    encoder: BiLSTMEncoder, inputs: torch.Tensor, lengths: torch.Tensor, packed: bool
+) -> tuple[torch.Tensor, ...]:
+    """Outputs, final h, final c, and the gradients of a loss reading all three (inputs first)."""
+    encoder.packed = packed
+    encoder.zero_grad()
+    inputs = inputs.clone().requires_grad_()
+    outputs, (hidden, cell) = encoder(inputs, lengths)
+    weights = torch.linspace(-1, 1, outputs.size(-1))
+    (outputs.tanh() @ weights).sum().add(hidden.pow(2).sum()).add(cell.sin().sum()).backward()
+    return outputs, hidden, cell, inputs.grad, *(p.grad.clone() for p in encoder.parameters())
+
+
+@pytest.mark.parametrize(("num_layers", "training"), [(1, False), (2, False), (2, True)])
+def test_dense_and_packed_encoders_agree_in_outputs_final_states_and_gradients(
+    num_layers: int, training: bool
+) -> None:
+    torch.manual_seed(0)
+    # Dropout between layers draws different masks on the two paths, so training runs without it.
+    encoder = BiLSTMEncoder(10, 6, num_layers=num_layers, dropout=0.0 if training else 0.5).train(training)
+    generator = torch.Generator().manual_seed(5)
+    # Random lengths with repeats, several one-token documents, and padding past the longest document.
+    lengths = torch.cat([torch.tensor([1, 1, 17]), torch.randint(1, 18, (13,), generator=generator)])
+    inputs = torch.randn(16, 20, 10, generator=generator)
+    dense = _encoder_run(encoder, inputs, lengths, packed=False)
+    packed = _encoder_run(encoder, inputs, lengths, packed=True)
+    for name, got, expected in zip(("outputs", "final h", "final c"), dense[:3], packed[:3], strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+    assert (dense[0][padding_columns(lengths, 20)] == 0).all()
+    for got, expected in zip(dense[3:], packed[3:], strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def padding_columns(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.arange(width).unsqueeze(0) >= lengths.unsqueeze(1)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_encoder_output_of_a_document_does_not_depend_on_its_batch(packed: bool) -> None:
+    torch.manual_seed(0)
+    encoder = BiLSTMEncoder(8, 5, num_layers=2, packed=packed).eval()
+    short, long = torch.randn(1, 4, 8), torch.randn(1, 9, 8)
+    alone_outputs, (alone_h, alone_c) = encoder(short, torch.tensor([4]))
+    batch = torch.cat([long, torch.nn.functional.pad(short, (0, 0, 0, 5))])
+    outputs, (hidden, cell) = encoder(batch, torch.tensor([9, 4]))
+    torch.testing.assert_close(outputs[1:, :4], alone_outputs, rtol=0, atol=1e-6)
+    torch.testing.assert_close(hidden[:, 1:], alone_h, rtol=0, atol=1e-6)
+    torch.testing.assert_close(cell[:, 1:], alone_c, rtol=0, atol=1e-6)
+    assert (outputs[1, 4:] == 0).all()
+
+
+def test_encoder_is_dense_on_cpu_and_keeps_the_lstm_parameter_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import imcm_train.models.layers as layers
+
+    packings = []
+    monkeypatch.setattr(
+        layers, "pack_padded_sequence", lambda *args, **kwargs: packings.append(1) or pack(*args, **kwargs)
+    )
+    encoder = BiLSTMEncoder(8, 5, num_layers=2)
+    inputs, lengths = torch.randn(2, 3, 8), torch.tensor([3, 2])
+    encoder(inputs, lengths)
+    assert packings == []
+    encoder.packed = True
+    encoder(inputs, lengths)
+    assert packings == [1]
+    plain = torch.nn.LSTM(8, 5, num_layers=2, bidirectional=True, batch_first=True)
+    layout = {f"lstm.{name}": tuple(value.shape) for name, value in plain.state_dict().items()}
+    assert {name: tuple(value.shape) for name, value in encoder.state_dict().items()} == layout
+
+
+@pytest.mark.parametrize("name", ["altxml", "sgm"])
+def test_a_checkpoint_predicts_the_same_on_both_encoder_paths(name: str) -> None:
+    """AltXML reads the encoder outputs; SGM (two layers) also starts its decoder from the final states."""
+    hparams = {"num_layers": 2} if name == "sgm" else {}
+    source = small_model(name, **hparams)
+    dense, packed = small_model(name, **hparams).eval(), small_model(name, **hparams).eval()
+    torch.manual_seed(9)
+    with torch.no_grad():  # away from the fresh weights, so loading the checkpoint is what matters
+        for parameter in source.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    dense.load_state_dict(source.state_dict())
+    packed.load_state_dict(source.state_dict())
+    dense.encoder.packed, packed.encoder.packed = False, True
+    generator = torch.Generator().manual_seed(4)
+    documents = [torch.randint(2, VOCAB, (n,), generator=generator).tolist() for n in (1, 12, 5, 5, 2, 30, 9)]
+    tokens, lengths = padded_batch(documents)
+    targets = (torch.rand(len(documents), LABELS, generator=generator) > 0.6).float()
+    with torch.no_grad():
+        torch.testing.assert_close(dense.loss(tokens, lengths, targets), packed.loss(tokens, lengths, targets))
+        if name == "sgm":
+            dense_state, _ = dense.encode(tokens, lengths)
+            packed_state, _ = packed.encode(tokens, lengths)
+            torch.testing.assert_close(dense_state, packed_state, rtol=0, atol=1e-5)
+    torch.testing.assert_close(dense.predict_scores(tokens, lengths), packed.predict_scores(tokens, lengths))
 
 
 def test_masked_softmax_of_a_fully_masked_row_is_zero() -> None:
