@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imcm-build",
         description="Rebuild the IMCM dataset: crawl Douban, parse, clean, tokenize, label, split, publish.",
+        epilog="Errors print one line naming the file or record; set IMCM_DEBUG=1 for the traceback.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -167,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (UserError, RecordError, ReleaseError, BuildError, ValueError, FileNotFoundError) as error:
+        if os.environ.get("IMCM_DEBUG"):
+            raise
         print(f"imcm-build {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
