@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imcm_build.config import BuildConfig
+from imcm_build.crawl import cli as crawl_cli
+from imcm_build.simulator import cli as simulator_cli
 
 
 class UserError(Exception):
@@ -149,14 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--out", required=True, help="folder for the PNG files")
     figures.set_defaults(func=cmd_figures)
 
-    for module in ("imcm_build.crawl.cli", "imcm_build.simulator.cli"):
-        try:
-            register = __import__(module, fromlist=["register"]).register
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
-            continue
-        register(sub)
+    crawl_cli.register(sub)
+    simulator_cli.register(sub)
     return parser
 
 
