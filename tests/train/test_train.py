@@ -48,10 +48,30 @@ def test_loss_decreases_and_the_run_folder_is_complete(small_release: Path, tmp_
     assert test_metrics["at_threshold"]["threshold"] == 0.5
     assert test_metrics["at_tuned_threshold"]["threshold"] == test_metrics["tuned_threshold"]
     assert test_metrics["validation_at_tuned_threshold"]["micro_f1"] >= test_metrics["validation_at_threshold"]["micro_f1"]
-    best = max(history, key=lambda line: line["validation"]["micro_f1"])
+    best = max(history, key=lambda line: (line["validation"]["micro_f1"], line["validation_tuned"]["micro_f1"]))
     assert summary["best_epoch"] == test_metrics["best_epoch"] == best["epoch"]
     assert summary["device"].startswith("cpu") and summary["peak_memory_mib"] > 0
     assert summary["train_seconds"] > 0 and summary["samples_per_second"] > 0
+
+
+def test_best_epoch_ties_at_the_fixed_threshold_go_to_the_better_tuned_micro_f1(
+    small_release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imcm_train import train
+
+    # a low-density label set: nothing reaches 0.5 in any epoch, only the tuned threshold tells epochs apart
+    tuned_by_epoch = iter([0.10, 0.30, 0.20])
+    original = train.Trainer._validate
+
+    def validate(self: train.Trainer) -> dict[str, Any]:
+        result = original(self)
+        result["fixed"]["micro_f1"] = 0.0
+        result["tuned"]["micro_f1"] = next(tuned_by_epoch, 0.0)  # later calls: the final test evaluation
+        return result
+
+    monkeypatch.setattr(train.Trainer, "_validate", validate)
+    summary = fit(tiny_config(small_release, tmp_path / "run", epochs=3))
+    assert summary["best_epoch"] == 2
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(small_release: Path, tmp_path: Path) -> None:
