@@ -1,17 +1,13 @@
 from __future__ import annotations
 
 import copy
-import json
 import random
 import time
-from itertools import islice
 
 from imcm_build.document import Document
-from imcm_build.records import parse_record
 from imcm_build.report import StepReport
-from imcm_build.steps.clean import Clean
 from imcm_build.steps.dedup import TITLE_MATCH_MIN_JACCARD, Deduplicate
-from tests.conftest import shared_path
+from tests.build.realdata import cleaned_real_docs
 
 BASE = (
     "在朱克曼家的谷仓里，快乐地生活着一群动物，其中小猪威尔伯和蜘蛛夏洛建立了最真挚的友谊。"
@@ -132,18 +128,8 @@ def test_placeholder_texts_without_letters_are_only_exact_duplicates() -> None:
     assert [doc.id for doc in kept] == ["1", "3"] and dict(report.dropped) == {"exact_duplicate": 1}
 
 
-def real_sample(n_records: int) -> list[Document]:
-    path = shared_path("douban-public/records.jsonl")
-    with path.open(encoding="utf-8") as handle:
-        docs = [
-            Document.from_record(parse_record(json.loads(line), f"{path}:{number}"))
-            for number, line in enumerate(islice(handle, n_records), start=1)
-        ]
-    return Clean().run(docs, StepReport("clean"))
-
-
 def test_five_copies_of_real_records_collapse_back_to_one_copy() -> None:
-    sample = real_sample(3000)
+    sample = cleaned_real_docs(3000)
     once, once_report = dedup(copy.deepcopy(sample))
     copies = []
     for number in range(5):
@@ -164,7 +150,7 @@ def test_five_copies_of_real_records_collapse_back_to_one_copy() -> None:
 
 
 def test_real_editions_are_merged() -> None:
-    docs = real_sample(10_628)
+    docs = cleaned_real_docs(10_628)
     by_id = {doc.id: doc for doc in docs}
     # Two editions of 夏洛的网 whose blurbs differ in a few words (found in the shared records).
     assert by_id["2050768"].title == by_id["26278316"].title == "夏洛的网"

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from itertools import islice
-
 import pytest
 
 from imcm_build.document import Document
 from imcm_build.pipeline import run_steps
-from imcm_build.records import parse_record
 from imcm_build.report import StepReport
-from imcm_build.steps.clean import Clean
 from imcm_build.steps.length import LengthFilter
 from imcm_build.steps.tokenize import PARALLEL_MIN_DOCS, Tokenize, chunked
 from imcm_build.text import count_words, tokenize
-from tests.conftest import shared_path
+from tests.build.realdata import cleaned_real_docs
 
 
 def make_doc(doc_id: str, text: str) -> Document:
     return Document(id=doc_id, title="", summary=text, author_intro="", tags=["小说"], text=text)
-
-
-def real_docs(n_records: int) -> list[Document]:
-    path = shared_path("douban-public/records.jsonl")
-    with path.open(encoding="utf-8") as handle:
-        docs = [
-            Document.from_record(parse_record(json.loads(line), f"{path}:{number}"))
-            for number, line in enumerate(islice(handle, n_records), start=1)
-        ]
-    return Clean().run(docs, StepReport("clean"))
 
 
 def test_serial_tokenize_fills_tokens_and_word_counts() -> None:
@@ -47,7 +32,7 @@ def test_serial_tokenize_fills_tokens_and_word_counts() -> None:
 
 
 def test_parallel_output_is_identical_to_serial_on_real_records() -> None:
-    docs = real_docs(PARALLEL_MIN_DOCS + 100)
+    docs = cleaned_real_docs(PARALLEL_MIN_DOCS + 100)
     assert len(docs) >= PARALLEL_MIN_DOCS
     report = StepReport("tokenize")
     Tokenize(workers=2).run(docs, report)
@@ -100,7 +85,7 @@ def test_length_filter_keeps_fifty_words_and_drops_forty_nine() -> None:
 
 
 def test_real_records_tokenize_then_length_report_counts() -> None:
-    docs = real_docs(1000)
+    docs = cleaned_real_docs(1000)
     result = run_steps(docs, [Tokenize(), LengthFilter()])
     tokenize_report, length_report = result.reports
     assert (tokenize_report.n_in, tokenize_report.n_out, tokenize_report.n_dropped) == (
