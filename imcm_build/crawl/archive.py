@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from isal import isal_zlib
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeaders
@@ -161,8 +162,10 @@ class WarcArchive:
         return self._handle
 
     def _gzip_member(self, record: bytes) -> bytes:
-        """One record as its own gzip member (the usual .warc.gz layout)."""
-        return zlib.compress(record, self.compress_level, GZIP_WBITS)
+        """One record as its own gzip member (the usual .warc.gz layout). Levels 0-3 use ISA-L, which at
+        level 1 is ~5x faster than zlib's level 1 for the same size; 4-9 use zlib."""
+        compressor = isal_zlib if self.compress_level <= isal_zlib.ISAL_BEST_COMPRESSION else zlib
+        return compressor.compress(record, self.compress_level, GZIP_WBITS)
 
     def serialize(self, exchange: Exchange, outcome: str, requested_url: str | None = None) -> tuple[bytes, bytes]:
         """The response record and its request record, uncompressed (see :meth:`write`)."""
@@ -202,10 +205,13 @@ class WarcArchive:
         return position
 
     def sync(self) -> None:
-        """Flush and fsync what was written so far (group commit of several non-durable writes)."""
+        """Flush and fsync what was written so far (group commit of several non-durable writes). The fsync
+        happens even when the flush fails, so records that reached the OS before a failed write are kept."""
         if self._handle is not None:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            try:
+                self._handle.flush()
+            finally:
+                os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         if self._handle is not None:

@@ -2,8 +2,8 @@
 
 ``run_crawl(config)`` fetches one page at a time through :class:`PoliteClient`. For every usable page it
 (1) works out the pages it reveals (tag index → listings, listing → subject ids and the next page),
-(2) appends the response to the WARC archive and fsyncs it, then (3) commits "done" plus the revealed
-pages to the frontier in one transaction. A run killed between (2) and (3) is repaired by the next run,
+(2) appends the response to the WARC archive and fsyncs it (in the archive writer's own process, see
+``archive_writer``), then (3) commits "done" plus the revealed pages to the frontier in one transaction. A run killed between (2) and (3) is repaired by the next run,
 which completes those pages from the archive instead of fetching them again. With no delay between
 requests (the simulator), (2) and (3) are done for up to GROUP_COMMIT_PAGES pages at once: one fsync,
 then their commits in one SQLite transaction; the order, and so the guarantee, is the same.
@@ -40,11 +40,11 @@ from imcm_build.crawl.archive import (
     FILE_RE,
     OUTCOME_OK,
     ArchiveError,
-    WarcArchive,
     iter_file_responses,
     iter_responses,
     repair_tail,
 )
+from imcm_build.crawl.archive_writer import ArchiveWriter
 from imcm_build.crawl.client import (
     DEFAULT_USER_AGENT,
     DOUBAN_BOOK_HOST,
@@ -82,6 +82,7 @@ DEFAULT_BASE_URL = f"https://{DOUBAN_BOOK_HOST}"
 # local server up to GROUP_COMMIT_PAGES are fsynced together (still archive first, then state).
 GROUP_COMMIT_PAGES = 32
 GROUP_COMMIT_IDLE = 0.05  # seconds: a wait longer than this before the next request → commit now
+MAX_PENDING_PAGES = 512  # pages awaiting their commit while the archive writer starts
 # A crawl faster than this (the simulator) is CPU-bound: gzip level 1 costs ~0.3-0.6 ms per 100 KB page
 # instead of ~0.8-1.3 ms at level 6, for files ~10 % (simulator pages) to ~15 % (real Douban pages) larger.
 FAST_CRAWL_DELAY = 1.0
@@ -300,7 +301,7 @@ class _Robots:
         self.parser = urllib.robotparser.RobotFileParser()
         self.user_agent = user_agent
 
-    def load(self, client: PoliteClient, archive: WarcArchive, base_url: str) -> None:
+    def load(self, client: PoliteClient, archive: ArchiveWriter, base_url: str) -> None:
         url = base_url.rstrip("/") + "/robots.txt"
         try:
             result = client.fetch(url)
@@ -325,8 +326,7 @@ class _Pending:
     """A page archived (not yet fsynced) whose "done" waits for the next group commit."""
 
     path: str
-    archive_file: str
-    archive_end: int
+    write_number: int  # the ArchiveWriter's sequence number of the page's records
     found: list[PageRef]
     done_at: str
 
@@ -339,8 +339,8 @@ class _Crawl:
         self.out.mkdir(parents=True, exist_ok=True)
         self.base_url = config.base_url.rstrip("/")
         self.frontier = Frontier(self.out / STATE_FILE, max_books=config.max_books)
-        self.archive = WarcArchive(self.out / ARCHIVE_DIR, max_bytes=int(config.archive_max_mb * 1024 * 1024),
-                                   compress_level=config.compress_level())
+        self.archive = ArchiveWriter(self.out / ARCHIVE_DIR, max_bytes=int(config.archive_max_mb * 1024 * 1024),
+                                     compress_level=config.compress_level())
         self.client = PoliteClient(
             allowed_hosts={DOUBAN_BOOK_HOST, config.base_host},
             user_agent=config.user_agent,
@@ -404,28 +404,34 @@ class _Crawl:
             self.frontier.set_state(page.path, "failed", f"page_rejected: {error}")
             self.page_errors["page_rejected"] += 1
             return
-        archive_file, archive_end = self.archive.write(exchange, OUTCOME_OK, requested_url=url)
-        self.pending.append(_Pending(page.path, archive_file, archive_end, found, exchange.fetched_at))
+        write_number = self.archive.write(exchange, OUTCOME_OK, requested_url=url)
+        self.pending.append(_Pending(page.path, write_number, found, exchange.fetched_at))
         self.fetched += 1
-        if found or len(self.pending) >= GROUP_COMMIT_PAGES or self.client.seconds_until_next() > GROUP_COMMIT_IDLE:
+        group_full = len(self.pending) >= GROUP_COMMIT_PAGES and self.archive.ready  # no wait for its start-up
+        if (found or group_full or len(self.pending) >= MAX_PENDING_PAGES
+                or self.client.seconds_until_next() > GROUP_COMMIT_IDLE):
             self.commit_pending()
 
     def commit_pending(self) -> None:
         """fsync the archive, then mark the pages written since the last commit done (archive first)."""
         if not self.pending:
             return
-        self.archive.sync()
+        written, failure = self.archive.sync()
         try:
             with self.frontier.batch():  # one SQLite commit for the group: all of it or, on an error, none
                 for item in self.pending:
-                    commit_page(self.frontier, item.path, item.archive_file, item.archive_end, item.found,
-                                item.done_at)
+                    if item.write_number not in written:
+                        break  # its archive write failed: it and the pages after it stay queued
+                    archive_file, archive_end = written[item.write_number]
+                    commit_page(self.frontier, item.path, archive_file, archive_end, item.found, item.done_at)
         finally:
             # after a failed commit the rest must not be committed either: that would move the archive mark
             # past the failed page, which the next run's reconcile then completes from the archive
             if any(item.found for item in self.pending):
                 self.upcoming.clear()  # new pages may come first: read the fetch order again
             self.pending.clear()
+        if failure is not None:
+            raise failure
 
     def errors(self) -> Counter:
         return self.client.stats.errors + self.page_errors

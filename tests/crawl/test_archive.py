@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from imcm_build.crawl import archive_writer
 from imcm_build.crawl.archive import (
     ArchiveError,
     Exchange,
@@ -18,6 +19,7 @@ from imcm_build.crawl.archive import (
     iter_responses,
     repair_tail,
 )
+from imcm_build.crawl.archive_writer import ArchiveWriter, ArchiveWriterDied
 
 COOKIE = "dbcl2=\"123:SECRETVALUE\"; bid=ABCDEF"
 
@@ -117,13 +119,55 @@ def test_compression_level_is_checked_and_used(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="0-9"):
         WarcArchive(tmp_path, compress_level=10)
     sizes = {}
-    for level in (1, 9):
+    body = b"<html>" + b"".join(f"<p>{i} 豆瓣读书 {i * i % 977}</p>".encode() for i in range(6000)) + b"</html>"
+    for level in (0, 1, 3, 6, 9):  # 0-3: ISA-L, 4-9: zlib; both must give gzip members every reader opens
         folder = tmp_path / f"level{level}"
-        body = b"<html>" + "豆瓣读书 ".encode() * 4000 + b"</html>"
         with WarcArchive(folder, compress_level=level) as archive:
             archive.write(exchange(1, body=body), "ok")
         data = (folder / "crawl-00000.warc.gz").read_bytes()
-        assert data[8] == (4 if level == 1 else 2)  # the gzip XFL byte: 4 = fastest, 2 = best compression
         sizes[level] = len(data)
         assert next(iter_responses([folder])).body == body
-    assert sizes[9] < sizes[1]
+        members = gzip.decompress(data).count(b"WARC/1.1\r\n")
+        assert members == 3  # warcinfo, response, request
+    assert sizes[0] > sizes[1] > sizes[3] and sizes[1] > sizes[6] > sizes[9]
+
+
+def test_the_writer_process_writes_in_order_and_reports_positions(tmp_path: Path) -> None:
+    with ArchiveWriter(tmp_path, compress_level=1) as writer:
+        numbers = [writer.write(exchange(n), "ok") for n in range(1, 6)]
+        assert not writer._process.poll()  # still running
+        written, error = writer.sync()
+        more = writer.write(exchange(6), "retry:http_503")
+        second, _ = writer.sync()
+    assert error is None and sorted(written) == numbers == [0, 1, 2, 3, 4] and list(second) == [more]
+    ends = [written[n][1] for n in numbers] + [second[more][1]]
+    assert ends == sorted(set(ends)) and {written[n][0] for n in numbers} == {"crawl-00000.warc.gz"}
+    responses = list(iter_responses([tmp_path]))
+    assert [r.url.rsplit("/", 2)[1] for r in responses] == ["1", "2", "3", "4", "5", "6"]
+    assert [r.offset for r in responses[1:]] == ends[:-1]  # each pair starts where the previous one ended
+    assert writer._process.returncode == 0
+
+
+def test_a_second_writer_waits_for_the_first_then_gives_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(archive_writer, "LOCK_WAIT", 0.3)
+    with ArchiveWriter(tmp_path) as first:
+        first.write(exchange(1), "ok")
+        first.sync()  # the writer process holds the folder lock from its start
+        with pytest.raises(ArchiveError, match="another crawl is still writing"):
+            ArchiveWriter(tmp_path)
+    with ArchiveWriter(tmp_path) as second:  # the first has finished: the lock is free again
+        second.write(exchange(2), "ok")
+    assert len(list(iter_responses([tmp_path]))) == 2
+
+
+def test_a_dead_writer_process_is_reported_not_ignored(tmp_path: Path) -> None:
+    writer = ArchiveWriter(tmp_path)
+    writer.write(exchange(1), "ok")
+    writer.sync()
+    writer._process.kill()
+    writer._process.wait()
+    writer.write(exchange(2), "ok")
+    with pytest.raises(ArchiveWriterDied, match="ended unexpectedly"):
+        writer.sync()
+    writer.close()
+    assert [r.url for r in iter_responses([tmp_path])] == ["http://127.0.0.1:8000/subject/1/"]

@@ -7,6 +7,7 @@ import gzip
 import json
 import logging
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from imcm_build.crawl import crawler
-from imcm_build.crawl.archive import WarcArchive, iter_responses
+from imcm_build.crawl import archive_writer, crawler
+from imcm_build.crawl.archive import complete_length, iter_responses
 from imcm_build.crawl.cli import main as crawl_cli
 from imcm_build.crawl.crawler import CrawlConfig, CrawlConfigError, CrawlReport, run_crawl
 from imcm_build.crawl.frontier import Frontier, path_of
@@ -294,34 +295,71 @@ def test_sigkill_mid_crawl_then_resume_loses_nothing_and_fetches_nothing_twice(
     assert {record.id for record in parsed} == expected_ids
 
 
+def test_ctrl_c_mid_crawl_archives_what_was_fetched_and_resume_completes(
+    tmp_path: Path, records: list[Record], expected_ids: set[str]
+) -> None:
+    out = tmp_path / "out"
+    with DoubanSimulator(records) as simulator:
+        command = [sys.executable, "-m", "imcm_build.cli", "crawl", "--out", str(out), "--base-url",
+                   simulator.base_url, "--delay", "0.02", "--jitter", "0", "--tags", *SEED_TAGS, "--no-progress"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while _done_pages(out / "state.sqlite3") < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=30)
+        first = {path for path, status in simulator.request_log if status == 200} - {"/robots.txt"}
+    assert process.returncode == 130, stdout
+    report = json.loads((out / "crawl_report.json").read_text(encoding="utf-8"))
+    assert report["status"] == "interrupted"
+    # the writer process finished and let go of the folder; every page fetched is archived and marked done
+    archive_writer.hold_folder_lock(out / "archive", wait=0).close()
+    archived = {path_of(r.requested_url or r.url) for r in iter_responses([out]) if r.outcome == "ok"}
+    assert len(first - archived) <= 1  # at most the page in flight when Ctrl-C came
+    with Frontier(out / "state.sqlite3") as frontier:
+        assert {p for p in archived - {"/robots.txt"} if frontier.state_of(p) != "done"} == set()
+    with DoubanSimulator(records) as simulator:
+        resumed = crawl(out, simulator)
+        again = {path for path, _ in simulator.request_log} - {"/robots.txt"}
+    assert resumed.status == "complete" and len(first & again) <= 1
+    assert_exactly_once(out, expected_ids)
+
+
 def test_a_failing_archive_stops_the_crawl_and_nothing_unarchived_is_marked_done(
     tmp_path: Path, records: list[Record], expected_ids: set[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_append = WarcArchive.append
-    appended = {"n": 0}
+    # the writer process may write 250 kB (about 15 pages): then the OS refuses (EFBIG) in the middle of a record
+    limit = 250_000
+    real_popen = subprocess.Popen
 
-    def append_until_the_disk_is_full(self: WarcArchive, serialized: object) -> tuple[str, int]:
-        appended["n"] += 1
-        if appended["n"] == 20:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_append(self, serialized)
+    def popen_with_a_file_size_limit(*args: object, **kwargs: object) -> subprocess.Popen:
+        return real_popen(*args, **kwargs, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
 
-    monkeypatch.setattr(WarcArchive, "append", append_until_the_disk_is_full)
+    monkeypatch.setattr(archive_writer.subprocess, "Popen", popen_with_a_file_size_limit)
     with DoubanSimulator(records) as simulator:
-        with pytest.raises(OSError, match="No space left"):
+        with pytest.raises(OSError) as raised:
             crawl(tmp_path, simulator)
-        failed_page = simulator.request_log[-1][0]  # fetched, then its archive write failed
-    monkeypatch.setattr(WarcArchive, "append", real_append)
-    archived = {path_of(r.requested_url) for r in iter_responses([tmp_path]) if r.outcome == "ok"} - {"/robots.txt"}
+        fetched = {path for path, _ in simulator.request_log} - {"/robots.txt"}
+    monkeypatch.setattr(archive_writer.subprocess, "Popen", real_popen)
+    assert raised.value.errno == errno.EFBIG
+    archive_file = tmp_path / "archive" / "crawl-00000.warc.gz"
+    assert archive_file.stat().st_size == limit  # the last record is torn
+    intact = tmp_path / "intact"
+    intact.mkdir()
+    (intact / archive_file.name).write_bytes(archive_file.read_bytes()[: complete_length(archive_file)])
+    archived = {path_of(r.requested_url or r.url) for r in iter_responses([intact]) if r.outcome == "ok"}
+    archived -= {"/robots.txt"}
     with Frontier(tmp_path / "state.sqlite3") as frontier:
         done = {path for path, state in frontier.db.execute("SELECT path, state FROM urls") if state == "done"}
-        assert frontier.state_of(failed_page) == "queued"
+        not_archived = fetched - archived
+        assert not_archived and all(frontier.state_of(path) == "queued" for path in not_archived)
     # the pages written before the failure were fsynced and committed on the way out; nothing else was
-    assert len(done) >= 15 and done == archived and failed_page not in archived
+    assert len(done) >= 8 and done == archived
     with DoubanSimulator(records) as simulator:
         resumed = crawl(tmp_path, simulator)
         refetched = {path for path, _ in simulator.request_log}
-    assert resumed.status == "complete" and failed_page in refetched and not refetched & done
+    assert resumed.status == "complete" and resumed.repaired_archive_bytes > 0
+    assert not_archived <= refetched and not refetched & done
     assert_exactly_once(tmp_path, expected_ids)
 
 
@@ -331,7 +369,10 @@ def test_archive_compression_follows_the_pace_unless_set(tmp_path: Path, records
     assert CrawlConfig(out=str(tmp_path), delay=0.0, archive_compress_level=9).compress_level() == 9
     with pytest.raises(CrawlConfigError, match="archive_compress_level"):
         CrawlConfig(out=str(tmp_path), archive_compress_level=11).validate()
+    sizes = {}
     with DoubanSimulator(records) as simulator:
-        crawl(tmp_path, simulator, tags=["科幻"], max_books=3)
-    archive = (tmp_path / "archive" / "crawl-00000.warc.gz").read_bytes()
-    assert archive[8] == 4  # gzip XFL byte of the first member: 4 = the fastest level
+        for name, level in (("fast", None), ("best", 9)):
+            crawl(tmp_path / name, simulator, tags=["科幻"], max_books=5, archive_compress_level=level)
+            sizes[name] = (tmp_path / name / "archive" / "crawl-00000.warc.gz").stat().st_size
+            assert len(ok_subject_responses(tmp_path / name)) == 5
+    assert sizes["best"] < 0.9 * sizes["fast"]
