@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import platform
+import re
 import secrets
 import shutil
 import string
@@ -29,7 +30,8 @@ from huggingface_hub import DatasetCard
 
 from imcm_build import release, stats
 from imcm_build.document import Document
-from imcm_build.figures import write_figures
+
+_WHITESPACE = re.compile(r"\s")
 
 CARD_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "datacards"
 RECORDED_VERSIONS = (
@@ -91,8 +93,8 @@ def _check_document(doc: Document, label_ids: dict[str, int], seen: dict[str, Do
         raise PublishError(f"{_where(doc)}: label(s) not in the label names: {', '.join(map(repr, unknown))}")
     if len(set(doc.labels)) != len(doc.labels):
         raise PublishError(f"{_where(doc)}: a label is listed twice: {doc.labels}")
-    spaced = [token for token in doc.tokens if not token or token != "".join(token.split())]
-    if spaced:
+    if "" in doc.tokens or _WHITESPACE.search("".join(doc.tokens)):
+        spaced = [token for token in doc.tokens if not token or token != "".join(token.split())]
         raise PublishError(f"{_where(doc)}: token(s) empty or containing whitespace: {spaced[:3]!r}")
 
 
@@ -349,6 +351,8 @@ def _write_release(
     stats_data = stats.release_stats(folder)
     stats.write_stats(stats_data, folder / release.STATS_FILE)
     if figures:
+        from imcm_build.figures import write_figures  # matplotlib only when figures are wanted
+
         write_figures(stats_data, label_names, folder)
     report = {**build_report, "config": build_report.get("config", config), "versions": library_versions()}
     _write_json(folder / release.REPORT_FILE, report)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from imcm_build import release
-from imcm_build.text import count_words
+from imcm_build.text import count_words_joined
 
 WHOLE_SET = "all"
 TABLE1_ROWS = ((WHOLE_SET, "All"), ("train", "Train"), ("validation", "Validation"), ("test", "Test"))
@@ -116,7 +116,7 @@ def release_stats(release_dir: str | Path) -> dict[str, Any]:
     for split in release.SPLITS:
         data = release.read_split(release_dir, split)
         label_lists[split] = data.labels
-        lengths[split] = [count_words(tokens.split()) for tokens in data.tokens]
+        lengths[split] = [count_words_joined(tokens) for tokens in data.tokens]
     return split_stats(label_lists, lengths, names)
 
 

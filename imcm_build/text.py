@@ -141,4 +141,14 @@ def tokenize(text: str) -> list[str]:
 
 
 def count_words(tokens: list[str]) -> int:
-    return sum(1 for token in tokens if is_word(token))
+    """How many tokens are words (`is_word`)."""
+    return len(list(filter(_LETTER_OR_DIGIT.search, tokens)))
+
+
+# a whitespace-free run holding a letter or digit: one match per word token of a space-joined token string
+_WORD_IN_JOINED = re.compile(r"\S*[^\W_]\S*")
+
+
+def count_words_joined(joined_tokens: str) -> int:
+    """`count_words(joined_tokens.split())`, without building the list (the releases store tokens joined)."""
+    return len(_WORD_IN_JOINED.findall(joined_tokens))

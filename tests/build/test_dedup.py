@@ -3,10 +3,13 @@ from __future__ import annotations
 import copy
 import random
 import time
+import zlib
+
+from datasketch import MinHash
 
 from imcm_build.document import Document
 from imcm_build.report import StepReport
-from imcm_build.steps.dedup import TITLE_MATCH_MIN_JACCARD, Deduplicate
+from imcm_build.steps.dedup import TITLE_MATCH_MIN_JACCARD, Deduplicate, lsh_bands, normalized_key, shingles
 from tests.build.realdata import cleaned_real_docs
 
 BASE = (
@@ -164,3 +167,34 @@ def test_real_editions_are_merged() -> None:
         assert set(tags) <= set(keeper.tags)
     assert report.dropped["exact_duplicate"] > 0 and report.dropped["near_duplicate"] > 0
     assert len(kept) + report.n_dropped == len(docs)
+
+
+def test_lsh_bands_find_pairs_at_the_threshold_with_the_fewest_candidates() -> None:
+    def recall(threshold: float, bands: int, rows: int) -> float:
+        return 1 - (1 - threshold**rows) ** bands
+
+    for threshold in (0.5, 0.8, 0.9, 0.95):
+        bands, rows = lsh_bands(threshold, 128)
+        assert bands * rows <= 128 and recall(threshold, bands, rows) >= 0.999
+        assert recall(threshold, 128 // (rows + 1), rows + 1) < 0.999  # one more row per band would miss pairs
+
+
+def test_every_one_word_edit_whose_estimated_jaccard_reaches_the_threshold_is_merged() -> None:
+    # one changed word in a ~150-character blurb: Jaccard of the shingles ~0.93, just above 0.9; with the
+    # balanced banding (5 bands of 25 rows) about half of such pairs were never even compared
+    words = ["最丑恶的", "渺小的", "真挚的", "悲痛绝望的", "平静", "命运", "谷仓"]
+    replacements = ["最可怕的", "弱小的", "真诚的", "伤心的", "安宁", "结局", "农场", "羊圈", "小屋", "宿命"]
+    edits = [BASE.replace(word, new, 1) for word in words for new in replacements if word in BASE]
+
+    def estimate(first: str, second: str) -> float:
+        one, two = MinHash.bulk([shingles(normalized_key(first)), shingles(normalized_key(second))],
+                                num_perm=128, seed=1, hashfunc=zlib.crc32)
+        return one.jaccard(two)
+
+    reaching = 0
+    for number, edited in enumerate(edits):
+        kept, _ = dedup([make_doc("1", BASE, ["童话"]), make_doc(str(number + 2), edited, ["儿童文学"])])
+        merged = len(kept) == 1
+        assert merged == (estimate(BASE, edited) >= 0.9), edited
+        reaching += merged
+    assert reaching >= 30  # most edits reach the threshold: the check has pairs to find

@@ -10,7 +10,7 @@ import datasets
 import pytest
 import yaml
 
-from imcm_build import publish, release, stats
+from imcm_build import figures, publish, release, stats
 from imcm_build.document import Document
 from imcm_build.text import count_words, tokenize
 
@@ -225,7 +225,7 @@ def test_failure_mid_publish_leaves_no_release_and_no_temp_folder(
     def crash(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(publish, "write_figures", crash)
+    monkeypatch.setattr(figures, "write_figures", crash)
     with pytest.raises(KeyboardInterrupt):
         publish.publish_release(documents, LABELS, tmp_path / "release", REPORT, CONFIG)
     assert not (tmp_path / "release").exists()

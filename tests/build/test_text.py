@@ -1,6 +1,9 @@
 import unicodedata
 
-from imcm_build.text import count_words, is_word, tokenize
+from hypothesis import given
+from hypothesis import strategies as st
+
+from imcm_build.text import count_words, count_words_joined, is_word, tokenize
 
 
 def test_a_word_is_a_token_with_a_letter_or_digit_in_any_script() -> None:
@@ -17,3 +20,13 @@ def test_tokenize_drops_whitespace_and_counts_only_words() -> None:
     assert set(punctuation) <= {"《", "》", "，", "。", "！"} and punctuation
     assert count_words(tokens) == len(tokens) - len(punctuation)
     assert " ".join(tokens).split() == tokens
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Zs", "Zl", "Zp", "Cc")), min_size=1)))
+def test_counting_words_in_joined_tokens_equals_counting_the_list(tokens: list[str]) -> None:
+    assert count_words_joined(" ".join(tokens)) == count_words(tokens) == sum(map(is_word, tokens))
+
+
+def test_counting_words_in_joined_tokens_on_real_text() -> None:
+    tokens = tokenize("《三体》是刘慈欣创作的系列长篇科幻小说，2006年5月起连载于《科幻世界》…… Hello, world! ——（完）")
+    assert count_words_joined(" ".join(tokens)) == count_words(tokens) == sum(map(is_word, tokens)) > 10
