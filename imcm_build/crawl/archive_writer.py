@@ -22,6 +22,7 @@ import contextlib
 import os
 import pickle
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -127,11 +128,8 @@ class ArchiveWriter:
     @property
     def ready(self) -> bool:
         """Whether the writer process has started (it takes ~0.2 s); a :meth:`sync` before that waits for it."""
-        if not self._ready and os.name == "posix":
-            import select
-
-            if select.select([self._process.stdout], [], [], 0)[0]:
-                self._await_ready()
+        if not self._ready and os.name == "posix" and select.select([self._process.stdout], [], [], 0)[0]:
+            self._await_ready()
         return self._ready or os.name != "posix"
 
     def write(self, exchange: Exchange, outcome: str, requested_url: str | None = None) -> int:
