@@ -24,7 +24,7 @@ Two data sets:
 
 The padding ceiling, longest / mean length, is roughly the most any batching can gain over the reference
 (less in practice: the embedding, the optimizer step and batch loading cost the same on both sides).
-Target: ratio >= 2x. Peak memory: VmHWM growth (`train.PeakMemory`).
+Target: ratio >= 2x. Peak memory: the process's peak resident size during each side (`train.PeakMemory`).
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import time
 from pathlib import Path
 from typing import Any
 
 from imcm_build.config import BuildConfig
 from imcm_build.pipeline import read_documents, run_steps
-from imcm_build.publish import publish_release
 from imcm_build.steps import build_steps
 from imcm_build.steps.labels import Labels
 
@@ -34,7 +34,9 @@ def build_release(config: BuildConfig, timings: dict[str, float] | None = None) 
     inputs = [{"path": str(path), "sha256": file_sha256(path)} for path in _existing(config.records)]
     docs, read_report, rejections = read_documents(config.records, strict=config.strict)
     steps = build_steps(config)
-    result = run_steps(docs, steps, reports=[read_report])
+    # publishing needs datasets, pandas and pyarrow (~1 s to import): imported while the workers work
+    result = run_steps(docs, steps, reports=[read_report], workers=config.workers,
+                       warm_ups=[lambda: importlib.import_module("imcm_build.publish")])
     labels_step = next(step for step in steps if isinstance(step, Labels))
     # where the release is written is not part of what it is: leaving `out` out keeps rebuilds identical
     recorded_config = {key: value for key, value in config.to_dict().items() if key != "out"}
@@ -45,6 +47,8 @@ def build_release(config: BuildConfig, timings: dict[str, float] | None = None) 
         "steps": [_without_timing(step_report.to_dict()) for step_report in result.reports],
         "documents_published": len(result.documents),
     }
+    from imcm_build.publish import publish_release
+
     release = publish_release(
         result.documents,
         labels_step.label_names_,

@@ -9,8 +9,8 @@ Layout of the output folder:
 A finished (model, seed) is never trained again, and a run interrupted mid-way resumes from its
 `last.pt`, so an interrupted bench is simply started again with the same arguments.
 
-Peak memory is what `train.PeakMemory` measures for each run: on CPU the growth of the peak resident
-set size (VmHWM reset through /proc/self/clear_refs at the start of the run), on CUDA
+Peak memory is what `train.PeakMemory` measures for each run: on CPU the peak resident set size of the
+process (VmHWM reset through /proc/self/clear_refs at the start of the run), on CUDA
 `torch.cuda.max_memory_allocated`; the table's "memory" column names the method.
 """
 

@@ -268,10 +268,11 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
 class PeakMemory:
     """Peak memory of a stretch of work, in MiB.
 
-    CUDA: `torch.cuda.max_memory_allocated` after a reset ("cuda_max_allocated"). CPU on Linux: the
-    peak resident set size (VmHWM) is reset through /proc/self/clear_refs and the resident size at the
-    start is subtracted ("rss_peak_delta"). Elsewhere: `resource.getrusage` ru_maxrss growth
-    ("ru_maxrss_delta"), which is 0 when an earlier peak of the process was higher.
+    CUDA: `torch.cuda.max_memory_allocated` after a reset ("cuda_max_allocated"). CPU on Linux: the peak
+    resident set size of the process (VmHWM), reset to the current size through /proc/self/clear_refs
+    when the stretch starts ("rss_peak"). Elsewhere: the process's lifetime peak `ru_maxrss` ("ru_maxrss").
+    The CPU figures are the whole process's resident memory (data, model, Python): a delta would read 0
+    whenever the work reuses memory an earlier stage of the same process had freed.
     """
 
     def __init__(self, device: torch.device) -> None:
@@ -279,20 +280,17 @@ class PeakMemory:
         if device.type == "cuda":
             self.method = "cuda_max_allocated"
             torch.cuda.reset_peak_memory_stats(device)
-            self.start_kib = 0
         elif _reset_peak_rss():
-            self.method = "rss_peak_delta"
-            self.start_kib = _proc_status_kib("VmRSS")
+            self.method = "rss_peak"
         else:
-            self.method = "ru_maxrss_delta"
-            self.start_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            self.method = "ru_maxrss"
 
     def peak_mib(self) -> float:
         if self.method == "cuda_max_allocated":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
-        if self.method == "rss_peak_delta":
-            return max(0, _proc_status_kib("VmHWM") - self.start_kib) / 1024
-        return max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self.start_kib) / 1024
+        if self.method == "rss_peak":
+            return _proc_status_kib("VmHWM") / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _reset_peak_rss() -> bool:

@@ -6,7 +6,7 @@ from imcm_build.config import BuildConfig
 from imcm_build.pipeline import Step
 from imcm_build.steps.clean import Clean
 from imcm_build.steps.dedup import Deduplicate
-from imcm_build.steps.labels import Labels
+from imcm_build.steps.labels import LabelOutlook, Labels
 from imcm_build.steps.length import LengthFilter
 from imcm_build.steps.split import Split
 from imcm_build.steps.tokenize import Tokenize
@@ -23,7 +23,7 @@ def build_steps(config: BuildConfig) -> list[Step]:
             threshold=config.minhash_threshold,
             num_perm=config.minhash_num_perm,
         ),
-        Tokenize(workers=config.workers),
+        Tokenize(outlook=LabelOutlook(config.num_labels, config.min_label_freq, config.min_words)),
         LengthFilter(min_words=config.min_words),
         Labels(num_labels=config.num_labels, min_label_freq=config.min_label_freq),
         Split(ratios=config.split_ratios, seed=config.seed),

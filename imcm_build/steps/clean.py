@@ -24,6 +24,7 @@ prediction path shares, in this order:
 7. A trailing truncation mark ("...", "…", "……") means the page showed a shortened text: the mark is
    removed and `doc.meta["truncated"] = True`.
 
+The per-book work (`clean_book`) runs in the build's worker processes.
 Optionally (`to_simplified`) title and text are converted to simplified Chinese with zhconv.
 A document whose cleaned text is empty is dropped with reason "empty_text".
 The raw `summary` and `author_intro` fields are left untouched as provenance.
@@ -36,10 +37,33 @@ from collections import Counter
 import zhconv
 
 from imcm_build.document import Document
+from imcm_build.pipeline import parallel_map
 from imcm_build.report import StepReport
 from imcm_build.text import FIELD_SEPARATOR, clean_field, clean_title, join_fields, normalize_unicode
 
 __all__ = ["Clean", "clean_field", "clean_title", "normalize_unicode"]
+
+
+def clean_book(fields: tuple[str, str, str, bool]) -> tuple[str, str, dict[str, bool]]:
+    """(title, summary, author intro, to_simplified) → (text, title, facts about the cleaning): the
+    per-document work, sent to the build's workers."""
+    raw_title, raw_summary, raw_intro, to_simplified = fields
+    summary = clean_field(raw_summary)
+    intro = clean_field(raw_intro)
+    text = join_fields(summary.text, intro.text)
+    title = clean_title(raw_title)
+    simplified = False
+    if to_simplified:
+        simplified_text, simplified_title = zhconv.convert(text, "zh-cn"), zhconv.convert(title, "zh-cn")
+        simplified = (simplified_text, simplified_title) != (text, title)
+        text, title = simplified_text, simplified_title
+    facts = {
+        "with_author_intro": bool(intro.text),
+        "truncated_summary": summary.truncated,
+        "truncated_author_intro": intro.truncated,
+        "simplified": simplified,
+    }
+    return text, title, facts
 
 
 class Clean:
@@ -51,10 +75,15 @@ class Clean:
         self.to_simplified = to_simplified
 
     def run(self, docs: list[Document], report: StepReport) -> list[Document]:
+        fields = [(doc.title, doc.summary, doc.author_intro, self.to_simplified) for doc in docs]
         counts: Counter[str] = Counter()
         kept = []
-        for doc in docs:
-            self._clean(doc, counts)
+        for doc, (text, title, facts) in zip(docs, parallel_map(clean_book, fields, desc="clean"), strict=True):
+            doc.text, doc.title = text, title
+            counts.update(fact for fact, present in facts.items() if present)
+            if facts["truncated_summary"] or facts["truncated_author_intro"]:
+                doc.meta["truncated"] = True
+                counts["truncated_documents"] += 1
             if doc.text:
                 kept.append(doc)
             else:
@@ -71,20 +100,3 @@ class Clean:
             }
         )
         return kept
-
-    def _clean(self, doc: Document, counts: Counter[str]) -> None:
-        summary = clean_field(doc.summary)
-        intro = clean_field(doc.author_intro)
-        text = join_fields(summary.text, intro.text)
-        title = clean_title(doc.title)
-        if self.to_simplified:
-            simplified_text, simplified_title = zhconv.convert(text, "zh-cn"), zhconv.convert(title, "zh-cn")
-            counts["simplified"] += (simplified_text, simplified_title) != (text, title)
-            text, title = simplified_text, simplified_title
-        doc.text, doc.title = text, title
-        counts["with_author_intro"] += bool(intro.text)
-        counts["truncated_summary"] += summary.truncated
-        counts["truncated_author_intro"] += intro.truncated
-        if summary.truncated or intro.truncated:
-            doc.meta["truncated"] = True
-            counts["truncated_documents"] += 1

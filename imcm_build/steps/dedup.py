@@ -10,7 +10,7 @@ Two passes, the exact one first so that copies never reach MinHash:
 * **near duplicates** (other editions of the same book), when `near` is on. Two documents are near
   duplicates when
   - the MinHash estimate of the Jaccard similarity of their character 5-shingles (of the normalised
-    text) is at least `threshold`; candidates come from `MinHashLSH` (banded by `lsh_bands`), then are checked with the
+    text) is at least `threshold`; candidates come from banding (`lsh_candidates`), then are checked with the
     estimated Jaccard itself; or
   - they have the same normalised title and either the same `meta["author"]` (when both have one) or
     an estimated Jaccard of at least `TITLE_MATCH_MIN_JACCARD`. Same-title editions on Douban often
@@ -26,20 +26,24 @@ they had absorbed) are appended to `keeper.meta["merged_ids"]`. Kept documents s
 
 A text without any letter or digit (a placeholder such as "-") is an exact duplicate only of the very
 same text (whitespace aside) and never a near duplicate.
-Shingles are hashed with zlib.crc32 (a fast C hash; datasketch mixes it with a MurmurHash3 finalizer
-before permuting), which makes MinHash about 3x faster than the default SHA-1 on this data.
+MinHash (`minhash_signature`, numpy over the whole text at once, in the build's worker processes): each
+5-shingle of code points gets a 64-bit polynomial hash mixed to 32 bits (MurmurHash3's finalizer);
+`num_perm` multiply-shift hash functions h(x) = (a·x + b) >> 32 (a odd; a, b drawn from `seed`) are applied
+and each one's minimum kept. Candidate pairs come from banding the signatures (`lsh_bands`, `lsh_candidates`)
+and are then checked against the threshold.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
 from collections import defaultdict
 from collections.abc import Iterator
+from functools import cache
 
-from datasketch import MinHash, MinHashLSH
+import numpy as np
 
 from imcm_build.document import Document
+from imcm_build.pipeline import parallel_map
 from imcm_build.report import StepReport
 from imcm_build.steps.split import id_sort_key
 
@@ -48,6 +52,9 @@ TITLE_MATCH_MIN_JACCARD = 0.2
 MERGE_SAMPLE_SIZE = 20
 LSH_RECALL = 0.999  # chance that a pair right at the threshold becomes a candidate
 _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+_SHINGLE_BASE = np.uint64(0x100000001B3)  # FNV's 64-bit prime: an odd multiplier for the polynomial hash
+_FMIX_MULTIPLIER = np.uint64(0xFF51AFD7ED558CCD)
+_U33, _U32 = np.uint64(33), np.uint64(32)
 
 
 def normalized_key(text: str) -> str:
@@ -60,14 +67,43 @@ def exact_key(text: str) -> str:
     return normalized_key(text) or "".join(text.split())
 
 
-def shingles(key: str, size: int = SHINGLE_SIZE) -> list[bytes]:
-    """Character `size`-shingles, each as its UTF-32 bytes (slicing one encoded string is cheaper than
-    encoding every shingle); a key shorter than `size` is its own single shingle."""
-    data = key.encode("utf-32-le")
-    width = 4 * size
-    if len(data) <= width:
-        return [data]
-    return [data[start : start + width] for start in range(0, len(data) - width + 4, 4)]
+@cache
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    generator = np.random.RandomState(seed)
+    multipliers = generator.randint(0, 1 << 62, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    offsets = generator.randint(0, 1 << 62, size=num_perm, dtype=np.uint64)
+    return multipliers, offsets
+
+
+def shingle_hashes(key: str, size: int = SHINGLE_SIZE) -> np.ndarray:
+    """32-bit hashes (as uint64) of the character `size`-shingles of `key`; a shorter key is one shingle."""
+    points = np.frombuffer(key.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    width = min(size, len(points))
+    count = len(points) - width + 1
+    hashes = np.zeros(count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for offset in range(width):
+            hashes = hashes * _SHINGLE_BASE + points[offset : offset + count]
+        hashes ^= hashes >> _U33
+        hashes *= _FMIX_MULTIPLIER
+        hashes ^= hashes >> _U33
+    return hashes >> _U32
+
+
+def minhash_signature(key: str, num_perm: int = 128, seed: int = 1) -> np.ndarray:
+    """The MinHash signature of `key`'s shingle set: `num_perm` uint32 values."""
+    multipliers, offsets = _permutations(num_perm, seed)
+    with np.errstate(over="ignore"):
+        return ((shingle_hashes(key)[:, None] * multipliers + offsets) >> _U32).min(axis=0).astype(np.uint32)
+
+
+def _signature_task(task: tuple[str, int, int]) -> np.ndarray:
+    return minhash_signature(*task)
+
+
+def estimated_jaccard(first: np.ndarray, second: np.ndarray) -> float:
+    """The share of equal signature values: an unbiased estimate of the shingle sets' Jaccard similarity."""
+    return float(np.count_nonzero(first == second)) / len(first)
 
 
 def lsh_bands(threshold: float, num_perm: int, recall: float = LSH_RECALL) -> tuple[int, int]:
@@ -80,6 +116,28 @@ def lsh_bands(threshold: float, num_perm: int, recall: float = LSH_RECALL) -> tu
         if 1 - (1 - threshold**rows) ** bands >= recall:
             return bands, rows
     return num_perm, 1
+
+
+def lsh_candidates(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """Pairs (i, j), i < j, of rows of `signatures` that agree on all values of at least one band;
+    an (n, 2) array without repeats, sorted."""
+    pairs = []
+    mixing = np.random.RandomState(0).randint(1, 1 << 62, size=rows, dtype=np.uint64) | np.uint64(1)
+    for band in range(bands):
+        block = signatures[:, band * rows : (band + 1) * rows].astype(np.uint64)
+        with np.errstate(over="ignore"):
+            keys = (block * mixing).sum(axis=1)  # a 64-bit hash of the band: collisions only add candidates
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        ends = np.r_[starts[1:], len(keys)]
+        for start, end in zip(starts[ends - starts > 1], ends[ends - starts > 1], strict=True):
+            members = np.sort(order[start:end])
+            first, second = np.triu_indices(len(members), k=1)
+            pairs.append(np.column_stack((members[first], members[second])))
+    if not pairs:
+        return np.empty((0, 2), dtype=np.int64)
+    return np.unique(np.concatenate(pairs), axis=0)
 
 
 def keeper_rank(doc: Document) -> tuple[int, tuple[int, int | float, str]]:
@@ -141,11 +199,13 @@ class Deduplicate:
 
     def run(self, docs: list[Document], report: StepReport) -> list[Document]:
         ranked = sorted(docs, key=keeper_rank)
-        survivors, exact_sample, exact_groups = self._drop_exact(ranked, report)
+        keys = parallel_map(normalized_key, [doc.text for doc in ranked], desc="dedup keys")
+        keyed_survivors, exact_sample, exact_groups = self._drop_exact(ranked, keys, report)
+        survivors = [doc for doc, _ in keyed_survivors]
         near_sample: list[dict] = []
         near_groups = 0
         if self.near:
-            survivors, near_sample, near_groups = self._drop_near(survivors, report)
+            survivors, near_sample, near_groups = self._drop_near(keyed_survivors, report)
         kept = {id(doc) for doc in survivors}
         report.notes.update(
             {
@@ -161,17 +221,18 @@ class Deduplicate:
         return [doc for doc in docs if id(doc) in kept]
 
     def _drop_exact(
-        self, ranked: list[Document], report: StepReport
-    ) -> tuple[list[Document], list[dict], int]:
+        self, ranked: list[Document], keys: list[str], report: StepReport
+    ) -> tuple[list[tuple[Document, str]], list[dict], int]:
+        """(survivor, its normalised key) in rank order, merge samples, number of groups."""
         first_with_key: dict[str, Document] = {}
         grouped: dict[str, list[str]] = {}
         survivors = []
-        for doc in ranked:
-            key = exact_key(doc.text)
+        for doc, normalized in zip(ranked, keys, strict=True):
+            key = normalized or "".join(doc.text.split())  # = exact_key(doc.text)
             keeper = first_with_key.get(key)
             if keeper is None:
                 first_with_key[key] = doc
-                survivors.append(doc)
+                survivors.append((doc, normalized))
                 continue
             merge_into(keeper, doc)
             grouped.setdefault(keeper.id, []).append(doc.id)
@@ -180,26 +241,16 @@ class Deduplicate:
         return survivors, sample[:MERGE_SAMPLE_SIZE], len(grouped)
 
     def _drop_near(
-        self, ranked: list[Document], report: StepReport
+        self, survivors: list[tuple[Document, str]], report: StepReport
     ) -> tuple[list[Document], list[dict], int]:
-        keys = [normalized_key(doc.text) for doc in ranked]
-        comparable = [position for position, key in enumerate(keys) if key]
-        minhashes: dict[int, MinHash] = dict(
-            zip(
-                comparable,
-                MinHash.bulk(
-                    (shingles(keys[position]) for position in comparable),
-                    num_perm=self.num_perm,
-                    seed=self.seed,
-                    hashfunc=zlib.crc32,
-                ),
-                strict=True,
-            )
-        )
+        ranked = [doc for doc, _ in survivors]
+        comparable = [position for position, (_, key) in enumerate(survivors) if key]
+        tasks = [(survivors[position][1], self.num_perm, self.seed) for position in comparable]
+        signatures = dict(zip(comparable, parallel_map(_signature_task, tasks, desc="minhash"), strict=True))
         groups = _Groups(len(ranked))
-        for first, second in self._similar_text_pairs(minhashes):
+        for first, second in self._similar_text_pairs(signatures):
             groups.union(first, second)
-        for first, second in self._same_title_pairs(ranked, minhashes):
+        for first, second in self._same_title_pairs(ranked, signatures):
             groups.union(first, second)
 
         dropped: set[int] = set()
@@ -218,22 +269,21 @@ class Deduplicate:
                 )
         return [doc for position, doc in enumerate(ranked) if position not in dropped], sample, n_groups
 
-    def _similar_text_pairs(self, minhashes: dict[int, MinHash]) -> Iterator[tuple[int, int]]:
+    def _similar_text_pairs(self, signatures: dict[int, np.ndarray]) -> Iterator[tuple[int, int]]:
         """Pairs whose estimated Jaccard reaches `threshold` (LSH candidates, then checked)."""
-        lsh = self._candidate_index()
-        with lsh.insertion_session() as session:
-            for position, minhash in minhashes.items():
-                session.insert(position, minhash, check_duplication=False)
-        for position, minhash in minhashes.items():
-            for candidate in lsh.query(minhash):
-                if candidate > position and minhash.jaccard(minhashes[candidate]) >= self.threshold:
-                    yield position, candidate
-
-    def _candidate_index(self) -> MinHashLSH:
-        return MinHashLSH(num_perm=self.num_perm, params=lsh_bands(self.threshold, self.num_perm))
+        if len(signatures) < 2:
+            return
+        positions = np.fromiter(signatures, dtype=np.int64, count=len(signatures))
+        matrix = np.stack(list(signatures.values()))
+        pairs = lsh_candidates(matrix, *lsh_bands(self.threshold, self.num_perm))
+        if not len(pairs):
+            return
+        agreement = np.count_nonzero(matrix[pairs[:, 0]] == matrix[pairs[:, 1]], axis=1) / self.num_perm
+        for first, second in pairs[agreement >= self.threshold]:
+            yield int(positions[first]), int(positions[second])
 
     def _same_title_pairs(
-        self, ranked: list[Document], minhashes: dict[int, MinHash]
+        self, ranked: list[Document], signatures: dict[int, np.ndarray]
     ) -> Iterator[tuple[int, int]]:
         """Pairs with the same normalised title and the same author or enough shared text."""
         by_title: dict[str, list[int]] = defaultdict(list)
@@ -245,17 +295,17 @@ class Deduplicate:
             for index, first in enumerate(positions):
                 for second in positions[index + 1 :]:
                     if self._same_edition(
-                        ranked[first], ranked[second], minhashes.get(first), minhashes.get(second)
+                        ranked[first], ranked[second], signatures.get(first), signatures.get(second)
                     ):
                         yield first, second
 
     @staticmethod
     def _same_edition(
-        first: Document, second: Document, first_hash: MinHash | None, second_hash: MinHash | None
+        first: Document, second: Document, first_hash: np.ndarray | None, second_hash: np.ndarray | None
     ) -> bool:
         first_author, second_author = first.meta.get("author"), second.meta.get("author")
         if first_author and second_author:
             return normalized_key(str(first_author)) == normalized_key(str(second_author))
         if first_hash is None or second_hash is None:
             return False
-        return first_hash.jaccard(second_hash) >= TITLE_MATCH_MIN_JACCARD
+        return estimated_jaccard(first_hash, second_hash) >= TITLE_MATCH_MIN_JACCARD

@@ -93,3 +93,39 @@ class Labels:
                 if count == cutoff and tag not in set(self.label_names_)
             )
         return notes
+
+
+class LabelOutlook:
+    """Which tags can still become labels before every document's length is known.
+
+    The label set is chosen among documents of `min_words`+ words, so it is only known after tokenizing;
+    a document none of whose tags can be a label will be dropped whatever its length, and need not be
+    tokenized. With f(t) the frequency of tag t among all documents (an upper bound of its frequency
+    after the length filter) and LB(t) its frequency among documents already known to be long enough (a
+    lower bound), let c be the `num_labels`-th largest LB. A tag with f(t) < max(c, min_label_freq) can
+    never be chosen: at least `num_labels` tags will have a frequency >= c > f(t). So: tokenize first the
+    documents carrying a `likely` tag (the `num_labels` most frequent by f), then `possible` gives the
+    tags still possible, and only documents carrying one of those need tokenizing. The label set and the
+    release are exactly those of tokenizing everything (tested); skipped documents are dropped with the
+    reason "no_possible_label" instead of "too_short" or "no_label".
+    """
+
+    def __init__(self, num_labels: int, min_label_freq: int, min_words: int) -> None:
+        self.num_labels, self.min_label_freq, self.min_words = num_labels, min_label_freq, min_words
+
+    def likely(self, tag_lists: list[list[str]]) -> list[bool]:
+        """Whether each document carries one of the `num_labels` most frequent tags."""
+        frequency = Counter(tag for tags in tag_lists for tag in tags)
+        top = set(rank_labels(frequency, self.num_labels, self.min_label_freq))
+        return [not top.isdisjoint(tags) for tags in tag_lists]
+
+    def possible(self, tag_lists: list[list[str]], n_words: list[int | None]) -> set[str]:
+        """Tags that can still become labels, given the word counts known so far (None = not known)."""
+        frequency = Counter(tag for tags in tag_lists for tag in tags)
+        known_long = Counter(
+            tag for tags, words in zip(tag_lists, n_words, strict=True)
+            if words is not None and words >= self.min_words for tag in tags
+        )
+        bounds = sorted(known_long.values(), reverse=True)
+        cutoff = bounds[self.num_labels - 1] if len(bounds) >= self.num_labels else 0
+        return {tag for tag, count in frequency.items() if count >= max(cutoff, self.min_label_freq)}

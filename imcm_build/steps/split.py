@@ -23,7 +23,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
 from imcm_build.document import Document
 from imcm_build.report import BuildError, StepReport
@@ -51,6 +50,10 @@ class Split:
             )
         self.ratios = tuple(float(ratio) for ratio in ratios)
         self.seed = seed
+
+    def warm_up(self) -> None:
+        """Import iterative-stratification and scikit-learn while the workers work."""
+        import iterstrat.ml_stratifiers  # noqa: F401
 
     def run(self, docs: list[Document], report: StepReport) -> list[Document]:
         ordered = sorted(docs, key=lambda doc: id_sort_key(doc.id))
@@ -95,6 +98,8 @@ def _stratified_split(matrix: np.ndarray, test_size: float, seed: int) -> tuple[
         return np.arange(len(matrix)), np.arange(0)
     if matrix.shape[1] < 2:  # iterstrat needs a multilabel (2+ column) target; an empty column is neutral
         matrix = np.hstack([matrix, np.zeros((len(matrix), 2 - matrix.shape[1]), dtype=matrix.dtype)])
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit  # scikit-learn: ~0.5 s, see warm_up
+
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
     first, second = next(splitter.split(np.zeros((len(matrix), 1)), matrix))
     return np.sort(first), np.sort(second)

@@ -1,99 +1,82 @@
-"""Tokenize: jieba accurate mode (`imcm_build.text.tokenize`) on every `doc.text`, in parallel.
+"""Tokenize: jieba accurate mode (`imcm_build.text.tokenize`) on every `doc.text`, across the cores.
 
-Large inputs are cut into a few big chunks of texts (only the texts travel to the workers, and the
-tokens come back as one space-joined string per text, which is cheap to pickle; tokens never contain
-whitespace, so splitting on " " restores them exactly). jieba's dictionary is loaded once in the
-parent before the pool starts: with the "fork" start method the workers inherit it, and with any other
-start method the pool initializer loads it once per worker. Below `PARALLEL_MIN_DOCS` documents, or
-with one worker, everything runs in this process. The output is the same either way; nothing is dropped.
+The texts go to the build's worker pool (`imcm_build.pipeline.parallel_map`); each comes back as one
+space-joined string, which pickles far faster than a list of hundreds of short tokens (tokens never
+contain whitespace, so splitting on " " restores them exactly). jieba's dictionary is loaded once, in
+`load`, before the workers fork, so they share it. While the workers tokenize, this process runs the
+build's pending warm-ups (`imcm_build.pipeline.run_warm_ups`). The output does not depend on the number of
+workers.
+
+With a `LabelOutlook` (the build's default), documents none of whose tags can become a label are not
+tokenized but dropped ("no_possible_label"): they would be dropped later anyway (see
+`imcm_build.steps.labels.LabelOutlook`); on the shared records that is 15% of the documents.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections.abc import Sequence
-
-from tqdm import tqdm
-
 from imcm_build.document import Document
+from imcm_build.pipeline import parallel_map, run_warm_ups
 from imcm_build.report import StepReport
+from imcm_build.steps.labels import LabelOutlook, document_tags
 from imcm_build.text import count_words, load_tokenizer, tokenize
 
-PARALLEL_MIN_DOCS = 400
-CHUNKS_PER_WORKER = 4
 
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def tokenize_joined(texts: Sequence[str]) -> list[str]:
-    """Tokens of each text, joined by single spaces (the worker's unit of work)."""
-    return [" ".join(tokenize(text)) for text in texts]
-
-
-def _load_jieba() -> None:
-    load_tokenizer()
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    if "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context()
-
-
-def chunked(texts: Sequence[str], n_chunks: int) -> list[Sequence[str]]:
-    """`texts` in at most `n_chunks` contiguous chunks of near-equal size."""
-    size = -(-len(texts) // max(n_chunks, 1))
-    return [texts[start : start + size] for start in range(0, len(texts), size)]
+def tokenize_joined(text: str) -> tuple[str, int]:
+    """The tokens of `text` joined by single spaces, and how many are words (a worker's unit of work)."""
+    tokens = tokenize(text)
+    return " ".join(tokens), count_words(tokens)
 
 
 class Tokenize:
-    """Build step: fill `doc.tokens` and `doc.n_words`; never drops a document."""
+    """Build step: fill `doc.tokens` and `doc.n_words`; with an `outlook`, drop (untokenized) the documents
+    that cannot get a label."""
 
     name = "tokenize"
 
-    def __init__(self, workers: int = 0) -> None:
-        if workers < 0:
-            raise ValueError(f"Tokenize: workers must be >= 0 (0 = all cores), got {workers}")
-        self.workers = workers or available_cores()
+    def __init__(self, outlook: LabelOutlook | None = None) -> None:
+        self.outlook = outlook
+
+    def load(self) -> None:
+        """jieba's dictionary (~0.6 s), loaded before the workers fork so that they share it."""
+        load_tokenizer()
 
     def run(self, docs: list[Document], report: StepReport) -> list[Document]:
-        texts = [doc.text for doc in docs]
-        workers = self.workers if len(texts) >= PARALLEL_MIN_DOCS else 1
-        joined = self._tokenize_all(texts, workers)
-        for doc, tokens in zip(docs, joined, strict=True):
-            doc.tokens = tokens.split(" ") if tokens else []
-            doc.n_words = count_words(doc.tokens)
+        if self.outlook is None:
+            self._tokenize(docs)
+            kept = docs
+        else:
+            kept = self._tokenize_those_that_can_get_a_label(docs, self.outlook, report)
         report.notes.update(
             {
-                "workers": workers,
-                "tokens": sum(len(doc.tokens) for doc in docs),
-                "words": sum(doc.n_words for doc in docs),
+                "tokens": sum(len(doc.tokens) for doc in kept),
+                "words": sum(doc.n_words for doc in kept),
             }
         )
-        return docs
+        return kept
 
     @staticmethod
-    def _tokenize_all(texts: list[str], workers: int) -> list[str]:
-        _load_jieba()
-        n_chunks = 1 if workers == 1 else workers * CHUNKS_PER_WORKER
-        chunks = chunked(texts, n_chunks) if texts else []
-        results: list[str] = []
-        # disable=None: a bar on a terminal, nothing in logs, CI or tests
-        with tqdm(total=len(texts), desc="tokenize", unit="doc", disable=None) as bar:
-            if workers == 1:
-                for chunk in chunked(texts, max(1, len(texts) // 50)) if texts else []:
-                    results += tokenize_joined(chunk)
-                    bar.update(len(chunk))
-                return results
-            with _pool_context().Pool(processes=workers, initializer=_load_jieba) as pool:
-                for chunk in pool.imap(tokenize_joined, chunks, chunksize=1):
-                    results += chunk
-                    bar.update(len(chunk))
-        return results
+    def _tokenize(docs: list[Document]) -> None:
+        # the longest wait of the build: this process imports what later steps need meanwhile
+        tokenized = parallel_map(tokenize_joined, [doc.text for doc in docs], desc="tokenize", meanwhile=run_warm_ups)
+        for doc, (tokens, n_words) in zip(docs, tokenized, strict=True):
+            doc.tokens = tokens.split(" ") if tokens else []
+            doc.n_words = n_words
+
+    def _tokenize_those_that_can_get_a_label(
+        self, docs: list[Document], outlook: LabelOutlook, report: StepReport
+    ) -> list[Document]:
+        tag_lists = [document_tags(doc.tags) for doc in docs]
+        first = outlook.likely(tag_lists)
+        self._tokenize([doc for doc, likely in zip(docs, first, strict=True) if likely])
+        n_words = [doc.n_words if likely else None for doc, likely in zip(docs, first, strict=True)]
+        possible = outlook.possible(tag_lists, n_words)
+        second = [not likely and not possible.isdisjoint(tags) for likely, tags in zip(first, tag_lists, strict=True)]
+        self._tokenize([doc for doc, needed in zip(docs, second, strict=True) if needed])
+        kept = []
+        for doc, likely, needed in zip(docs, first, second, strict=True):
+            if likely or needed:
+                kept.append(doc)
+            else:
+                report.drop("no_possible_label", doc.id)
+        report.notes.update({"tokenized_first": sum(first), "tokenized_second": sum(second)})
+        return kept

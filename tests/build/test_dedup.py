@@ -3,13 +3,21 @@ from __future__ import annotations
 import copy
 import random
 import time
-import zlib
 
-from datasketch import MinHash
+import numpy as np
 
 from imcm_build.document import Document
 from imcm_build.report import StepReport
-from imcm_build.steps.dedup import TITLE_MATCH_MIN_JACCARD, Deduplicate, lsh_bands, normalized_key, shingles
+from imcm_build.steps.dedup import (
+    TITLE_MATCH_MIN_JACCARD,
+    Deduplicate,
+    estimated_jaccard,
+    lsh_bands,
+    lsh_candidates,
+    minhash_signature,
+    normalized_key,
+    shingle_hashes,
+)
 from tests.build.realdata import cleaned_real_docs
 
 BASE = (
@@ -187,9 +195,7 @@ def test_every_one_word_edit_whose_estimated_jaccard_reaches_the_threshold_is_me
     edits = [BASE.replace(word, new, 1) for word in words for new in replacements if word in BASE]
 
     def estimate(first: str, second: str) -> float:
-        one, two = MinHash.bulk([shingles(normalized_key(first)), shingles(normalized_key(second))],
-                                num_perm=128, seed=1, hashfunc=zlib.crc32)
-        return one.jaccard(two)
+        return estimated_jaccard(minhash_signature(normalized_key(first)), minhash_signature(normalized_key(second)))
 
     reaching = 0
     for number, edited in enumerate(edits):
@@ -198,3 +204,33 @@ def test_every_one_word_edit_whose_estimated_jaccard_reaches_the_threshold_is_me
         assert merged == (estimate(BASE, edited) >= 0.9), edited
         reaching += merged
     assert reaching >= 30  # most edits reach the threshold: the check has pairs to find
+
+
+def test_lsh_candidates_are_exactly_the_pairs_that_agree_on_a_whole_band() -> None:
+    rng = np.random.default_rng(3)
+    signatures = rng.integers(0, 4, size=(60, 12), dtype=np.uint32)  # few values: many agreeing bands
+    signatures[7] = signatures[40]  # an identical pair
+    bands, rows = 4, 3
+    expected = {
+        (i, j)
+        for i in range(60)
+        for j in range(i + 1, 60)
+        if any((signatures[i, b * rows : (b + 1) * rows] == signatures[j, b * rows : (b + 1) * rows]).all()
+               for b in range(bands))
+    }
+    found = {tuple(pair) for pair in lsh_candidates(signatures, bands, rows).tolist()}
+    assert found == expected and (7, 40) in found
+
+
+def test_minhash_estimates_the_jaccard_of_the_shingle_sets() -> None:
+    docs = cleaned_real_docs(40)
+    errors = []
+    halved = make_doc("x", docs[0].text[: len(docs[0].text) // 2], [])
+    for first, second in zip(docs, [*docs[1:], halved], strict=True):
+        one, two = normalized_key(first.text), normalized_key(second.text)
+        a, b = set(shingle_hashes(one).tolist()), set(shingle_hashes(two).tolist())
+        errors.append(abs(len(a & b) / len(a | b) - estimated_jaccard(minhash_signature(one), minhash_signature(two))))
+    assert max(errors) < 0.15 and sum(errors) / len(errors) < 0.03
+    key = normalized_key(docs[0].text)
+    assert (minhash_signature(key) == minhash_signature(key)).all() and minhash_signature(key).dtype == np.uint32
+    assert estimated_jaccard(minhash_signature(key), minhash_signature(key[:40] + "改" + key[41:])) > 0.9

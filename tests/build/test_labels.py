@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -7,7 +8,8 @@ import pytest
 from imcm_build.document import Document
 from imcm_build.pipeline import read_documents, run_steps
 from imcm_build.report import StepReport
-from imcm_build.steps.labels import Labels, normalize_tag
+from imcm_build.steps import Clean, Deduplicate, LengthFilter, Split, Tokenize
+from imcm_build.steps.labels import LabelOutlook, Labels, normalize_tag
 from tests.conftest import shared_path
 
 
@@ -103,3 +105,31 @@ def test_real_records_top_158_match_the_data_card() -> None:
     ] == [tuple(t) for t in top]
     labels = set(report.notes["label_names"])
     assert all(doc.labels and set(doc.labels) <= labels for doc in result.documents)
+
+
+def test_label_outlook_rules_out_only_tags_that_cannot_reach_the_top() -> None:
+    outlook = LabelOutlook(num_labels=2, min_label_freq=2, min_words=50)
+    tag_lists = [["a", "b"], ["a"], ["a", "c"], ["b"], ["c", "d"], ["d"], ["e"], ["b", "e"]]
+    # frequencies a 3, b 3, c 2, d 2, e 2: the two most frequent are a and b
+    assert outlook.likely(tag_lists) == [True, True, True, True, False, False, False, True]
+    words = [60, 60, 10, 60, None, None, None, 60]  # long documents known so far: a 2, b 3, e 1
+    # the 2nd largest lower bound is 2: c, d, e (at most 2) could still tie a, so all stay possible
+    assert outlook.possible(tag_lists, words) == {"a", "b", "c", "d", "e"}
+    words = [60, 60, 60, 60, None, None, None, 60]  # a 3, b 3 known: c, d, e (at most 2) cannot reach 3
+    assert outlook.possible(tag_lists, words) == {"a", "b"}
+    assert LabelOutlook(2, 4, 50).possible(tag_lists, [None] * 8) == set()  # below min_label_freq
+
+
+def test_not_tokenizing_documents_without_a_possible_label_changes_nothing_published() -> None:
+    docs = read_documents([shared_path("douban-public/records.jsonl")])[0][:4000]
+
+    def build(tokenize: Tokenize) -> tuple[list[tuple], StepReport]:
+        steps = [Clean(), Deduplicate(), tokenize, LengthFilter(50), Labels(num_labels=158), Split()]
+        result = run_steps(copy.deepcopy(docs), steps, workers=2)
+        published = [(doc.id, doc.tokens, doc.labels, doc.split) for doc in result.documents]
+        return published, result.reports[2]
+
+    everything, _ = build(Tokenize())
+    pruned, report = build(Tokenize(outlook=LabelOutlook(158, 1, 50)))
+    assert report.dropped["no_possible_label"] > 100  # the shortcut is taken on real data ...
+    assert pruned == everything  # ... and the release is the same

@@ -25,9 +25,9 @@ def test_build_steps_order_and_configuration() -> None:
     steps = build_steps(config)
     assert [type(step) for step in steps] == [Clean, Deduplicate, Tokenize, LengthFilter, Labels, Split]
     assert [step.name for step in steps] == ["clean", "dedup", "tokenize", "length", "labels", "split"]
-    clean, dedup, tokenize, length, labels, split = steps
+    clean, dedup, _, length, labels, split = steps
     assert clean.to_simplified and not dedup.near and dedup.threshold == 0.8
-    assert (tokenize.workers, length.min_words, labels.num_labels, split.seed) == (1, 30, 20, 7)
+    assert (length.min_words, labels.num_labels, split.seed) == (30, 20, 7)
 
 
 def test_usertag_records_match_the_data_cards_table_1() -> None:

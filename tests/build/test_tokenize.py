@@ -1,14 +1,14 @@
-"""Tokenize (serial and parallel) and LengthFilter, which reads the word counts Tokenize sets."""
+"""Tokenize (in this process and in the build's worker pool) and LengthFilter, which reads its word counts."""
 
 from __future__ import annotations
 
 import pytest
 
 from imcm_build.document import Document
-from imcm_build.pipeline import run_steps
+from imcm_build.pipeline import PARALLEL_MIN_ITEMS, chunked, parallel_map, run_steps, worker_pool
 from imcm_build.report import StepReport
 from imcm_build.steps.length import LengthFilter
-from imcm_build.steps.tokenize import PARALLEL_MIN_DOCS, Tokenize, chunked
+from imcm_build.steps.tokenize import Tokenize
 from imcm_build.text import count_words, tokenize
 from tests.build.realdata import cleaned_real_docs
 
@@ -20,7 +20,7 @@ def make_doc(doc_id: str, text: str) -> Document:
 def test_serial_tokenize_fills_tokens_and_word_counts() -> None:
     docs = [make_doc("1", "我爱读书。Python 编程 3 本！"), make_doc("2", "，。！")]
     report = StepReport("tokenize")
-    out = Tokenize(workers=1).run(docs, report)
+    out = Tokenize().run(docs, report)
     assert out is docs
     assert docs[0].tokens == tokenize("我爱读书。Python 编程 3 本！")
     assert " " not in "".join(docs[0].tokens)
@@ -28,15 +28,17 @@ def test_serial_tokenize_fills_tokens_and_word_counts() -> None:
         docs[0].n_words == count_words(docs[0].tokens) == len([t for t in docs[0].tokens if t not in "。！"])
     )
     assert docs[1].n_words == 0 and docs[1].tokens == ["，", "。", "！"]
-    assert report.notes["workers"] == 1 and report.n_dropped == 0
+    assert report.n_dropped == 0 and report.notes["words"] == docs[0].n_words
 
 
-def test_parallel_output_is_identical_to_serial_on_real_records() -> None:
-    docs = cleaned_real_docs(PARALLEL_MIN_DOCS + 100)
-    assert len(docs) >= PARALLEL_MIN_DOCS
+def test_tokenizing_in_the_worker_pool_equals_tokenizing_here_on_real_records() -> None:
+    docs = cleaned_real_docs(PARALLEL_MIN_ITEMS + 100)
+    assert len(docs) >= PARALLEL_MIN_ITEMS
+    step = Tokenize()
     report = StepReport("tokenize")
-    Tokenize(workers=2).run(docs, report)
-    assert report.notes["workers"] == 2
+    with worker_pool([step], workers=2) as workers:
+        assert workers == 2
+        step.run(docs, report)
     for doc in docs:
         expected = tokenize(doc.text)
         assert doc.tokens == expected, doc.id
@@ -44,21 +46,20 @@ def test_parallel_output_is_identical_to_serial_on_real_records() -> None:
     assert report.notes["words"] == sum(doc.n_words for doc in docs)
 
 
-def test_small_inputs_run_in_process() -> None:
-    report = StepReport("tokenize")
-    Tokenize(workers=2).run([make_doc("1", "一本书")], report)
-    assert report.notes["workers"] == 1
+def test_parallel_map_keeps_order_and_runs_here_without_a_pool() -> None:
+    items = list(range(PARALLEL_MIN_ITEMS * 2))
+    assert parallel_map(str, items) == [str(item) for item in items]  # no pool: in this process
+    with worker_pool([], workers=2):
+        assert parallel_map(str, items) == [str(item) for item in items]
+        assert parallel_map(str, items[:3]) == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="workers must be >= 0"), worker_pool([], workers=-1):
+        pass
 
 
 def test_chunks_cover_all_texts_in_order() -> None:
     texts = [str(i) for i in range(10)]
     chunks = chunked(texts, 4)
     assert len(chunks) <= 4 and [t for chunk in chunks for t in chunk] == texts
-
-
-def test_negative_workers_is_an_error() -> None:
-    with pytest.raises(ValueError, match="workers must be >= 0"):
-        Tokenize(workers=-1)
 
 
 def text_with_words(n_words: int) -> str:
@@ -74,7 +75,7 @@ def test_length_filter_keeps_fifty_words_and_drops_forty_nine() -> None:
         make_doc("50", text_with_words(50)),
         make_doc("51", text_with_words(51)),
     ]
-    result = run_steps(docs, [Tokenize(workers=1), LengthFilter(min_words=50)])
+    result = run_steps(docs, [Tokenize(), LengthFilter(min_words=50)], workers=1)
     tokenize_report, length_report = result.reports
     assert [doc.id for doc in result.documents] == ["50", "51"]
     assert [doc.n_words for doc in result.documents] == [50, 51]
