@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
 from datasets.utils.metadata import MetadataConfigs
@@ -30,6 +32,7 @@ from huggingface_hub import DatasetCard
 
 from imcm_build import release, stats
 from imcm_build.document import Document
+from imcm_build.text import count_words
 
 _WHITESPACE = re.compile(r"\s")
 
@@ -141,10 +144,23 @@ def _write_data(folder: Path, documents: list[Document], label_names: list[str])
     with _quiet_datasets():
         for split in release.SPLITS:
             docs = [doc for doc in documents if doc.split == split]
-            dataset = datasets.Dataset.from_dict(_split_columns(docs, label_ids), features=features)
-            dataset.to_parquet(str(folder / release.parquet_path(split)))
-            splits.append(SplitInfo(name=split, num_bytes=dataset.data.nbytes, num_examples=len(docs)))
+            # the schema carries the datasets features (ClassLabel names) as `Dataset.to_parquet` would
+            table = pa.Table.from_pydict(_split_columns(docs, label_ids), schema=features.arrow_schema)
+            pq.write_table(table, folder / release.parquet_path(split))
+            splits.append(SplitInfo(name=split, num_bytes=table.nbytes, num_examples=len(docs)))
     return splits
+
+
+def _release_stats(documents: list[Document], label_names: list[str]) -> dict[str, Any]:
+    """`stats.release_stats` of the release being written, from the documents in memory rather than read
+    back from its files (tests recompute the statistics from the Parquet files)."""
+    label_ids = {name: index for index, name in enumerate(label_names)}
+    label_lists = {split: [] for split in release.SPLITS}
+    lengths = {split: [] for split in release.SPLITS}
+    for doc in documents:
+        label_lists[doc.split].append([label_ids[label] for label in doc.labels])
+        lengths[doc.split].append(count_words(doc.tokens))
+    return stats.split_stats(label_lists, lengths, label_names)
 
 
 def library_versions() -> dict[str, str]:
@@ -348,7 +364,7 @@ def _write_release(
 ) -> None:
     splits = _write_data(folder, documents, label_names)
     (folder / release.LABELS_FILE).write_text("".join(f"{name}\n" for name in label_names), encoding="utf-8")
-    stats_data = stats.release_stats(folder)
+    stats_data = _release_stats(documents, label_names)
     stats.write_stats(stats_data, folder / release.STATS_FILE)
     if figures:
         from imcm_build.figures import write_figures  # matplotlib only when figures are wanted
