@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -67,3 +68,15 @@ def test_whole_step_chain_on_real_records() -> None:
         assert doc.n_words >= 50 and doc.tokens and doc.text
     for report in result.reports:
         json.dumps(report.to_dict(), ensure_ascii=False)
+
+
+def test_the_whole_chain_gives_the_same_documents_with_one_or_two_workers() -> None:
+    docs = read_documents([shared_path("douban-public/records.jsonl")])[0][:2500]
+    outputs = []
+    for workers in (1, 2):
+        result = run_steps(copy.deepcopy(docs), build_steps(BuildConfig(num_labels=40)), workers=workers)
+        outputs.append(
+            ([(d.id, d.title, d.text, d.tokens, d.n_words, d.tags, d.labels, d.split, d.meta) for d in result.documents],
+             [report.to_dict() | {"seconds": None} for report in result.reports])
+        )
+    assert outputs[0] == outputs[1] and len(outputs[0][0]) > 1000
