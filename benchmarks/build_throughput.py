@@ -3,7 +3,8 @@
     python benchmarks/build_throughput.py [--records ../shared/data/douban-public/records.jsonl] [--copies 5]
 
 1. jieba alone tokenizes the records' texts on one core (the reference rate, measured in this run);
-2. the whole build (read → clean → dedup → tokenize → … → publish) on the records;
+2. the whole build (`imcm-build build ... --no-figures`: read → clean → dedup → tokenize → … → publish) on
+   the records, in a subprocess, timed from start to exit;
 3. the same on `--copies` copies of the records under new ids: deduplication must collapse them back,
    and time should grow about linearly (the script prints time ratio / size ratio);
 4. `--copies` × the records as new, distinct books (summaries spliced from two records), which measures
@@ -77,23 +78,21 @@ def make_spliced(records: Path, copies: int, out: Path) -> int:
 
 
 def timed_build(records: Path, out: Path) -> dict:
-    """Run one build in a subprocess; return seconds, peak RSS (MiB) and the published count."""
-    code = (
-        "import sys, json; from imcm_build.build import build_release; from imcm_build.config import BuildConfig;"
-        "timings = {};"
-        "path = build_release(BuildConfig(records=[sys.argv[1]], out=sys.argv[2], figures=False), timings);"
-        "steps = json.load(open(path / 'build_report.json'))['steps'];"
-        "[step.update(seconds=timings[step['step']]) for step in steps];"
-        "print(json.dumps(steps))"
-    )
+    """Run `imcm-build build` (what a user runs) in a subprocess; return seconds, peak RSS (MiB) and steps."""
+    command = [sys.executable, "-m", "imcm_build.cli", "build", "--records", str(records), "--out", str(out),
+               "--no-figures"]
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run([sys.executable, "-c", code, str(records), str(out)], capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"build of {records} failed:\n{done.stderr[-3000:]}")
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    steps = json.loads(done.stdout.strip().splitlines()[-1])
+    timing_line = next(line for line in done.stdout.splitlines() if line.startswith("Seconds: "))
+    timings = dict(item.rsplit(" ", 1) for item in timing_line.removeprefix("Seconds: ").split(", "))
+    steps = json.loads((out / "build_report.json").read_text(encoding="utf-8"))["steps"]
+    for step in steps:
+        step["seconds"] = float(timings[step["step"]])
     return {"seconds": seconds, "peak_mib": max(peak_kib, before) / 1024, "steps": steps}
 
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import datasets
 
 SPLITS = ("train", "validation", "test")
 DATA_DIR = "data"
@@ -41,6 +44,8 @@ def parquet_path(split: str) -> str:
 
 def release_features(label_names: list[str]) -> datasets.Features:
     """id/title/text: strings; tokens: the jieba tokens joined by single spaces; labels: ClassLabel ids."""
+    import datasets  # ~0.6 s: only where a release is written or checked, not for every import of this module
+
     return datasets.Features(
         {
             "id": datasets.Value("string"),

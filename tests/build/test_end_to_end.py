@@ -89,10 +89,12 @@ def test_build_of_the_shared_records_loads_matches_independent_stats_and_is_dete
     first, second = tmp_path / "first", tmp_path / "second"
     assert main(["build", "--records", str(records), "--out", str(first), "--no-figures"]) == 0
     # the second build runs in another process: determinism must not depend on process state
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "imcm_build.cli", "build", "--records", str(records), "--out", str(second), "--no-figures"],
-        check=True, capture_output=True,
+        check=True, capture_output=True, text=True,
     )
+    timings = done.stdout.splitlines()[-1]  # step seconds are printed, never written into the release
+    assert timings.startswith("Seconds: read ") and "tokenize" in timings and "total" in timings
     assert (first / "SHA256SUMS").read_bytes() == (second / "SHA256SUMS").read_bytes()
     for split in SPLITS:
         assert (first / parquet_path(split)).read_bytes() == (second / parquet_path(split)).read_bytes()
