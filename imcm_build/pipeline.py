@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.pool import Pool
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from tqdm import tqdm
 
@@ -31,7 +32,7 @@ class Step(Protocol):
     """One build step: documents in, documents out; every removed document goes to `report.drop`.
 
     Optional: ``load()`` (state its per-document work needs, loaded before the workers fork) and
-    ``warm_up()`` (imports its ``run`` needs, done in the background while the workers work).
+    ``warm_up()`` (imports its ``run`` needs, done while the workers tokenize: see `run_warm_ups`).
     """
 
     name: str
@@ -90,23 +91,13 @@ def parallel_map(function: Callable[[Item], Result], items: Sequence[Item], desc
                 bar.update(len(chunk))
             return results
         chunks = chunked(items, _pool_size * CHUNKS_PER_WORKER)
-        mapped = _pool.imap(_ChunkApplier(function), chunks)
+        mapped = _pool.imap(partial(_apply_to_chunk, function), chunks)
         if meanwhile is not None:
             meanwhile()
         for chunk_results in mapped:
             results += chunk_results
             bar.update(len(chunk_results))
     return results
-
-
-class _ChunkApplier:
-    """A picklable `partial(_apply_to_chunk, function)`."""
-
-    def __init__(self, function: Callable[[Any], Any]) -> None:
-        self.function = function
-
-    def __call__(self, chunk: Sequence[Any]) -> list[Any]:
-        return _apply_to_chunk(self.function, chunk)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -127,7 +118,8 @@ def worker_pool(steps: Sequence[Step], workers: int = 0,
                 warm_ups: Iterable[Callable[[], object]] = ()) -> Iterator[int]:
     """Run `steps`' ``load()``, start `workers` processes (0 = all cores; 1 = none: everything runs
     here) for `parallel_map`, and register the steps' ``warm_up()`` and `warm_ups` for `run_warm_ups`
-    (whatever no step ran is run at the end). Yields the number of workers."""
+    (a warm-up no step ran costs nothing: its imports happen where they are needed). Yields the number
+    of workers."""
     global _pool, _pool_size
     if workers < 0:
         raise ValueError(f"workers must be >= 0 (0 = all cores), got {workers}")
@@ -138,7 +130,6 @@ def worker_pool(steps: Sequence[Step], workers: int = 0,
     _pool, _pool_size = pool, workers
     try:
         yield workers
-        run_warm_ups()
     finally:
         _pool, _pool_size = None, 1
         _pending_warm_ups.clear()

@@ -62,9 +62,12 @@ def normalized_key(text: str) -> str:
     return _NOT_ALPHANUMERIC.sub("", text.casefold())
 
 
-def exact_key(text: str) -> str:
-    """`normalized_key`, or for a text without letters and digits ("-", "……") the text minus whitespace."""
-    return normalized_key(text) or "".join(text.split())
+def exact_key(text: str, normalized: str | None = None) -> str:
+    """`normalized_key` (pass it if already computed), or for a text without letters and digits ("-",
+    "……") the text minus whitespace."""
+    if normalized is None:
+        normalized = normalized_key(text)
+    return normalized or "".join(text.split())
 
 
 @cache
@@ -228,7 +231,7 @@ class Deduplicate:
         grouped: dict[str, list[str]] = {}
         survivors = []
         for doc, normalized in zip(ranked, keys, strict=True):
-            key = normalized or "".join(doc.text.split())  # = exact_key(doc.text)
+            key = exact_key(doc.text, normalized)
             keeper = first_with_key.get(key)
             if keeper is None:
                 first_with_key[key] = doc
