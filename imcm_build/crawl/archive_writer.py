@@ -5,7 +5,8 @@ from a local server. In the crawler's process that work would hold the GIL while
 in its own process it runs beside the next request. Protocol, one pickled message at a time:
 
     crawler → writer   ("write", exchange, outcome, requested_url) | ("sync",) | ("close",)
-    writer → crawler   ("ready", error or None) once, then (positions, error) for every sync/close
+    writer → crawler   ("ready", error or None) once, then (positions, error) for every sync/close,
+                       each prefixed with its length (so the crawler can poll for replies without blocking)
 
 ``positions`` are (file name, offset just past the records) of the writes since the previous sync, in
 order, all fsynced; ``error`` is the first write error, after which nothing more is written. The crawler
@@ -28,8 +29,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from imcm_build.crawl.archive import DEFAULT_COMPRESS_LEVEL, ArchiveError, Exchange, WarcArchive
 
@@ -43,6 +45,16 @@ LOCK_WAIT = 10.0  # seconds to wait for an earlier writer of the same folder to 
 PIPE_BYTES = 1 << 20  # pipe buffer asked of Linux, so a burst of pages does not wait for the writer
 
 Position = tuple[str, int]
+_LENGTH_BYTES = 8
+
+
+class Synced(NamedTuple):
+    """What the writer confirmed: positions (file, offset just past the records) of the writes numbered
+    below `upto` that are on disk and fsynced, and the error that stopped the others (None if all were)."""
+
+    written: dict[int, Position]
+    error: BaseException | None
+    upto: int
 
 
 class ArchiveWriterDied(OSError):
@@ -92,6 +104,7 @@ class ArchiveWriter:
         self._feeder = threading.Thread(target=self._feed, name="archive-feeder", daemon=True)
         self._feeder.start()
         self._sent = self._synced = 0
+        self._sync_requests: deque[int] = deque()  # per sync sent and not yet answered: writes sent before it
         self._ready = self._closed = False
 
     def _feed(self) -> None:
@@ -110,12 +123,26 @@ class ArchiveWriter:
     def _put(self, message: tuple) -> None:
         self._outbox.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
+    def _read_exactly(self, size: int) -> bytes:
+        chunks, fd = [], self._process.stdout.fileno()
+        while size:
+            chunk = os.read(fd, size)
+            if not chunk:
+                code = self._process.wait()
+                raise ArchiveWriterDied(f"the archive writer process ended unexpectedly (exit status {code})")
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+
     def _read(self) -> Any:  # noqa: ANN401 - one unpickled protocol message
-        try:
-            return pickle.load(self._process.stdout)
-        except (EOFError, pickle.UnpicklingError):
-            code = self._process.wait()
-            raise ArchiveWriterDied(f"the archive writer process ended unexpectedly (exit status {code})") from None
+        # read from the raw pipe, never through a buffer, so that `_replies_waiting` sees what is left
+        size = int.from_bytes(self._read_exactly(_LENGTH_BYTES), "big")
+        return pickle.loads(self._read_exactly(size))
+
+    def _replies_waiting(self) -> bool:
+        if os.name != "posix":
+            return False  # no select() on pipes: replies are only read by a blocking `sync`
+        return bool(select.select([self._process.stdout], [], [], 0)[0])
 
     def _await_ready(self) -> None:
         if self._ready:
@@ -128,9 +155,14 @@ class ArchiveWriter:
     @property
     def ready(self) -> bool:
         """Whether the writer process has started (it takes ~0.2 s); a :meth:`sync` before that waits for it."""
-        if not self._ready and os.name == "posix" and select.select([self._process.stdout], [], [], 0)[0]:
+        if not self._ready and self._replies_waiting():
             self._await_ready()
         return self._ready or os.name != "posix"
+
+    @property
+    def sync_pending(self) -> bool:
+        """Whether a :meth:`request_sync` is still unanswered."""
+        return bool(self._sync_requests)
 
     def write(self, exchange: Exchange, outcome: str, requested_url: str | None = None) -> int:
         """Queue an exchange for the archive; return its number (a key of :meth:`sync`'s positions)."""
@@ -138,15 +170,33 @@ class ArchiveWriter:
         self._sent += 1
         return self._sent - 1
 
-    def sync(self) -> tuple[dict[int, Position], BaseException | None]:
-        """Wait until every write queued so far is handled and fsynced. Returns the positions of the writes
-        since the last sync that are on disk, by number, and the error that stopped the rest (or None)."""
-        self._await_ready()
+    def request_sync(self) -> None:
+        """Ask the writer to fsync everything queued so far; its answer is collected by :meth:`poll`."""
         self._put(("sync",))
-        positions, error = self._read()
-        written = {self._synced + index: position for index, position in enumerate(positions)}
-        self._synced = self._sent
-        return written, error
+        self._sync_requests.append(self._sent)
+
+    def poll(self) -> Synced:
+        """The answers to :meth:`request_sync` that have arrived, without waiting."""
+        return self._collect(wait=False)
+
+    def sync(self) -> Synced:
+        """Wait until every write queued so far is handled and fsynced, and return what was confirmed since
+        the last answer collected."""
+        self.request_sync()
+        return self._collect(wait=True)
+
+    def _collect(self, wait: bool) -> Synced:
+        written: dict[int, Position] = {}
+        error: BaseException | None = None
+        while self._sync_requests and (wait or self._replies_waiting()):
+            if not self._ready:
+                self._await_ready()
+                continue
+            positions, failure = self._read()
+            written.update((self._synced + index, position) for index, position in enumerate(positions))
+            self._synced = self._sync_requests.popleft()
+            error = error or failure
+        return Synced(written, error, self._synced)
 
     def close(self) -> None:
         """Write what was queued, fsync, close the file and end the process; raise a write error that no
@@ -156,9 +206,11 @@ class ArchiveWriter:
         self._closed = True
         failure = None
         try:
+            failure = self._collect(wait=True).error  # answers nobody collected
             self._await_ready()
             self._put(("close",))
-            _, failure = self._read()
+            _, closing_failure = self._read()
+            failure = failure or closing_failure
         except ArchiveWriterDied:
             pass  # nothing left to close; a sync has reported (or will never know) what was lost
         finally:
@@ -181,7 +233,8 @@ def serve(folder: Path, max_bytes: int, compress_level: int, inbox: IO[bytes], o
     """The writer process: write what arrives, in order; answer sync and close with positions and error."""
 
     def send(message: tuple) -> None:
-        pickle.dump(message, outbox, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        outbox.write(len(data).to_bytes(_LENGTH_BYTES, "big") + data)
         outbox.flush()
 
     try:

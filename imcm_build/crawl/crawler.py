@@ -45,7 +45,7 @@ from imcm_build.crawl.archive import (
     iter_responses,
     repair_tail,
 )
-from imcm_build.crawl.archive_writer import ArchiveWriter
+from imcm_build.crawl.archive_writer import ArchiveWriter, Synced
 from imcm_build.crawl.client import (
     DEFAULT_USER_AGENT,
     DOUBAN_BOOK_HOST,
@@ -408,31 +408,40 @@ class _Crawl:
         write_number = self.archive.write(exchange, OUTCOME_OK, requested_url=url)
         self.pending.append(_Pending(page.path, write_number, found, exchange.fetched_at))
         self.fetched += 1
-        group_full = len(self.pending) >= GROUP_COMMIT_PAGES and self.archive.ready  # no wait for its start-up
-        if (found or group_full or len(self.pending) >= MAX_PENDING_PAGES
-                or self.client.seconds_until_next() > GROUP_COMMIT_IDLE):
-            self.commit_pending()
+        if found or len(self.pending) >= MAX_PENDING_PAGES or self.client.seconds_until_next() > GROUP_COMMIT_IDLE:
+            self.commit_pending()  # revealed pages must reach the frontier now; or there is time to wait
+            return
+        self._commit(self.archive.poll())  # whatever the writer has confirmed meanwhile
+        if len(self.pending) >= GROUP_COMMIT_PAGES and not self.archive.sync_pending and self.archive.ready:
+            self.archive.request_sync()  # answered while the next pages are fetched
 
     def commit_pending(self) -> None:
-        """fsync the archive, then mark the pages written since the last commit done (archive first)."""
-        if not self.pending:
-            return
-        written, failure = self.archive.sync()
+        """Wait until the writer has fsynced every page sent, then mark them done (archive first)."""
+        if self.pending:
+            self._commit(self.archive.sync())
+
+    def _commit(self, synced: Synced) -> None:
+        """Mark done, in one SQLite transaction, the pending pages the writer has confirmed; raise its error."""
+        confirmed = [item for item in self.pending if item.write_number < synced.upto]
+        committed = False
         try:
-            with self.frontier.batch():  # one SQLite commit for the group: all of it or, on an error, none
-                for item in self.pending:
-                    if item.write_number not in written:
-                        break  # its archive write failed: it and the pages after it stay queued
-                    archive_file, archive_end = written[item.write_number]
-                    commit_page(self.frontier, item.path, archive_file, archive_end, item.found, item.done_at)
+            if confirmed:
+                with self.frontier.batch():  # all of the group or, on an error, none
+                    for item in confirmed:
+                        if item.write_number not in synced.written:
+                            break  # its archive write failed: it and the pages after it stay queued
+                        archive_file, archive_end = synced.written[item.write_number]
+                        commit_page(self.frontier, item.path, archive_file, archive_end, item.found, item.done_at)
+            committed = True
         finally:
-            # after a failed commit the rest must not be committed either: that would move the archive mark
-            # past the failed page, which the next run's reconcile then completes from the archive
-            if any(item.found for item in self.pending):
+            if any(item.found for item in confirmed):
                 self.upcoming.clear()  # new pages may come first: read the fetch order again
+            # after a failed commit nothing later may be committed either: that would move the archive mark
+            # past the failed pages, which the next run's reconcile then completes from the archive
+            self.pending = [item for item in self.pending if item.write_number >= synced.upto] if committed else []
+        if synced.error is not None:
             self.pending.clear()
-        if failure is not None:
-            raise failure
+            raise synced.error
 
     def errors(self) -> Counter:
         return self.client.stats.errors + self.page_errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -136,10 +137,11 @@ def test_the_writer_process_writes_in_order_and_reports_positions(tmp_path: Path
     with ArchiveWriter(tmp_path, compress_level=1) as writer:
         numbers = [writer.write(exchange(n), "ok") for n in range(1, 6)]
         assert not writer._process.poll()  # still running
-        written, error = writer.sync()
+        written, error, _ = writer.sync()
         more = writer.write(exchange(6), "retry:http_503")
-        second, _ = writer.sync()
+        second, _, upto = writer.sync()
     assert error is None and sorted(written) == numbers == [0, 1, 2, 3, 4] and list(second) == [more]
+    assert upto == 6  # every write sent is answered for
     ends = [written[n][1] for n in numbers] + [second[more][1]]
     assert ends == sorted(set(ends)) and {written[n][0] for n in numbers} == {"crawl-00000.warc.gz"}
     responses = list(iter_responses([tmp_path]))
@@ -171,3 +173,19 @@ def test_a_dead_writer_process_is_reported_not_ignored(tmp_path: Path) -> None:
         writer.sync()
     writer.close()
     assert [r.url for r in iter_responses([tmp_path])] == ["http://127.0.0.1:8000/subject/1/"]
+
+
+def test_a_requested_sync_is_answered_while_the_crawler_goes_on(tmp_path: Path) -> None:
+    with ArchiveWriter(tmp_path) as writer:
+        first = [writer.write(exchange(n), "ok") for n in range(1, 4)]
+        writer.request_sync()
+        later = writer.write(exchange(4), "ok")  # sent after the request: not part of its answer
+        assert writer.sync_pending
+        deadline = time.monotonic() + 10
+        answered = writer.poll()
+        while not answered.written and time.monotonic() < deadline:
+            time.sleep(0.01)
+            answered = writer.poll()
+        assert sorted(answered.written) == first and answered.upto == 3 and answered.error is None
+        assert not writer.sync_pending and writer.poll().written == {}  # nothing new: returns at once
+        assert list(writer.sync().written) == [later]
