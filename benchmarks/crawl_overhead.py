@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--records", help="records JSONL to serve (default: the generated demo corpus)")
     parser.add_argument("--pages", type=int, default=2000,
                         help="subject pages per side (default 2000: a crawl's ~0.1 s start-up is a fixed cost)")
-    parser.add_argument("--repeats", type=int, default=5, help="rounds of bare loop + crawl (default 5)")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds of bare loop + crawl (default 7)")
     parser.add_argument("--server", choices=("process", "thread"), default="process",
                         help="run the simulator in its own process (default) or in a thread of this one")
     args = parser.parse_args()
