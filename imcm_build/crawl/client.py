@@ -212,14 +212,27 @@ class PoliteClient:
             self._environment[origin] = settings
         return self._environment[origin]
 
+    def _prepare(self, url: str, auth: Any) -> requests.PreparedRequest:  # noqa: ANN401 - requests' auth
+        """The GET request ``Session.get`` would send (session headers and cookies, .netrc login), without
+        its per-request merging of settings that never change during a crawl."""
+        session = self.session
+        request = requests.PreparedRequest()
+        request.prepare(method="GET", url=url, headers=session.headers, cookies=session.cookies, auth=auth,
+                        hooks=session.hooks)
+        return request
+
     def _exchange(self, url: str) -> Exchange:
         self.check_allowed(url)
+        environment = self._environment_for(url)
+        request = self._prepare(url, environment["auth"])
         self._wait_turn()
         self.stats.requests += 1
         fetched_at = utc_now_iso()
         try:
-            response = self.session.get(url, allow_redirects=False, timeout=self.timeout,
-                                        **self._environment_for(url))
+            response = self.session.send(
+                request, allow_redirects=False, timeout=self.timeout, proxies=environment["proxies"],
+                stream=False, verify=environment["verify"], cert=environment["cert"],
+            )
         except requests.Timeout as error:
             raise RetryableError(url, "timeout", type(error).__name__) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import threading
 import time
@@ -277,3 +278,26 @@ def test_proxy_settings_from_the_environment_still_apply(serve, monkeypatch: pyt
     monkeypatch.setenv("no_proxy", "book.douban.com")  # read once: the running client keeps its settings
     client.fetch("http://book.douban.com/subject/1/", expect="subject")
     assert len(proxy.paths()) == 3
+
+
+def test_cookies_the_server_sets_are_sent_back(serve) -> None:
+    """Douban hands a first visitor a `bid` cookie; like a browser, the client returns it afterwards."""
+    server = serve({"/subject/1/": [Reply(headers={"Set-Cookie": "bid=FromServer1; Path=/"})],
+                    "/subject/2/": [Reply()]})
+    client, _ = make_client(server)
+    for number in (1, 2):
+        client.fetch(f"{server.base_url}/subject/{number}/", expect="subject")
+    assert "Cookie" not in server.requests[0][1]
+    assert server.requests[1][1]["Cookie"] == "bid=FromServer1"
+
+
+def test_netrc_login_from_the_environment_is_sent(serve, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = serve({"/subject/1/": [Reply()]})
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login reader password s3cret\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    client, _ = make_client(server)
+    result = client.fetch(server.base_url + "/subject/1/", expect="subject")
+    assert server.requests[0][1]["Authorization"] == "Basic " + base64.b64encode(b"reader:s3cret").decode()
+    assert result.exchange.request_headers["Authorization"].startswith("Basic ")  # the archive strips it
