@@ -254,8 +254,9 @@ def serve(folder: Path, max_bytes: int, compress_level: int, inbox: IO[bytes], o
                 return  # the crawler died or closed the pipe: all it sent is written
             if kind == "write":
                 if failure is None:
+                    exchange, outcome, requested_url = arguments
                     try:
-                        positions.append(archive.write(*arguments))
+                        positions.append(archive.write(exchange, outcome, requested_url=requested_url))
                     except Exception as error:  # noqa: BLE001 - reported at the next sync
                         failure = error
                 continue

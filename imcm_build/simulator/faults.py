@@ -14,6 +14,8 @@ A fault spec is a comma-separated list of `name=value` items:
     truncate_mode=M        or close (Content-Length of the whole body, then the connection is closed early)
     malformed_every=K  ... gets broken HTML with status 200
     offsite_every=K    ... gets a 302 to http://evil.example.com/<same path>
+    redirect_every=K   ... gets a 301 to the same page at another address on this host (<path>?redirected=1),
+                       as Douban sends merged subjects to their surviving page
 
 Only pages that can fault are counted (everything but /robots.txt and the /sec/ login wall). An every-K fault
 is never served on the next request for the URL it was just served on, so a retry succeeds; the K-th request
@@ -42,11 +44,13 @@ class Fault(str, enum.Enum):
     TRUNCATE = "truncate"
     MALFORMED = "malformed"
     OFFSITE = "offsite"
+    REDIRECT = "redirect"
 
 
 BLOCK_ORDER = (Fault.FORBIDDEN, Fault.LOGIN, Fault.CAPTCHA)
 EVERY_FAULT_ORDER = (
     Fault.OFFSITE,
+    Fault.REDIRECT,
     Fault.TOO_MANY_REQUESTS,
     Fault.SERVER_ERROR,
     Fault.UNAVAILABLE,
@@ -64,6 +68,7 @@ _EVERY_KEYS = {
     "truncate_every": Fault.TRUNCATE,
     "malformed_every": Fault.MALFORMED,
     "offsite_every": Fault.OFFSITE,
+    "redirect_every": Fault.REDIRECT,
 }
 
 

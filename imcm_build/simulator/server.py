@@ -196,6 +196,9 @@ class DoubanSimulator:
             return Response(503, error_page("503 Service Unavailable", "服务暂时不可用"))
         if fault is Fault.OFFSITE:
             return Response(302, headers={"Location": OFFSITE_HOST + target})
+        if fault is Fault.REDIRECT:
+            moved = target + ("&" if "?" in target else "?") + "redirected=1"
+            return Response(301, headers={"Location": self.base_url + moved})
         if fault is Fault.SLOW:
             time.sleep(self.fault_spec.slow_seconds)
             return self._route(target)

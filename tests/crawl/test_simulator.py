@@ -351,6 +351,9 @@ def observe(simulator: DoubanSimulator, path: str, session: requests.Session) ->
         return "429"
     if response.status_code in (403, 500, 503):
         return str(response.status_code)
+    if response.status_code == 301:
+        assert response.headers["Location"] == simulator.base_url + path + "?redirected=1"
+        return "redirect"
     if response.status_code == 302:
         location = urlsplit(response.headers["Location"])
         if location.netloc == "evil.example.com":
@@ -378,6 +381,7 @@ def observe(simulator: DoubanSimulator, path: str, session: requests.Session) ->
     ("500_every=3", "500"),
     ("503_every=3", "503"),
     ("offsite_every=3", "offsite"),
+    ("redirect_every=3", "redirect"),
     ("malformed_every=3", "malformed"),
     ("truncate_every=3", "truncated"),
     ("truncate_every=3,truncate_mode=close", "truncated-close"),
