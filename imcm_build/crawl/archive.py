@@ -15,6 +15,8 @@ What is stored, and what is not:
 * ``WARC-IMCM-Outcome`` says what the crawler made of the response: ``ok`` for the one response that
   completed a URL, anything else (``retry:http_503``, ``blocked:login_wall``, ``refused:offsite_redirect``,
   ...) for responses kept only so a user can see what happened. Parsing uses ``ok`` responses.
+* ``WARC-IMCM-Requested-URI`` is the address the crawler asked for, when redirects led elsewhere (Douban
+  sends merged subjects to the surviving page); a resumed crawl matches archived pages to its state by it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
     imcm-build crawl --out DIR [--base-url URL] [--delay S] [--jitter S] [--tags T ...] [--tags-file F]
                      [--ids-file F] [--max-books N] [--max-pages-per-tag N] [--user-agent UA]
-                     [--cookie-file F] [--archive-max-mb N] [--timeout S] [--max-retries N] [--parse]
+                     [--cookie-file F] [--archive-max-mb N] [--timeout S] [--max-retries N]
+                     [--backoff-base S] [--retry-after-max S] [--parse]
                      [--i-know-what-i-am-doing]
     imcm-build parse ARCHIVE_OR_DIR... --out FILE
 
@@ -57,6 +58,8 @@ def _add_crawl_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="retries per page for timeouts, 429, 5xx, cut pages (default 5)")
     crawl.add_argument("--backoff-base", type=float, default=defaults.backoff_base,
                        help="first retry pause in seconds, doubled each retry (default 2)")
+    crawl.add_argument("--retry-after-max", type=float, default=defaults.retry_after_max,
+                       help="longest Retry-After wait honoured, in seconds (default 600; a longer one is logged)")
     crawl.add_argument("--parse", action="store_true", help="then parse the archive into OUT/records.jsonl")
     crawl.add_argument("--no-progress", dest="progress", action="store_false", help="no live progress bar")
     crawl.add_argument("--i-know-what-i-am-doing", action="store_true",

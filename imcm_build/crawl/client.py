@@ -12,12 +12,15 @@
   caller can archive failed and blocked responses too.
 
 The session cookie (if any) is sent as a ``Cookie`` header and kept nowhere else: it is not part of any
-repr, message or report, and the archive strips it from the stored request.
+repr, message or report, and the archive strips it from the stored request. Douban repeats a visitor's
+``bid`` and ``ck`` values in its pages, so every cookie value sent (the user's and those the site set) is
+replaced by ``REDACTED`` in the bodies the client returns, before anything can archive them.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import re
 import time
@@ -25,13 +28,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
 from imcm_build.crawl.archive import Exchange
 
+log = logging.getLogger("imcm_build.crawl")
 DEFAULT_USER_AGENT = "imcm-toolkit/0.1 (+research dataset rebuild; contact: set --user-agent)"
 DOUBAN_BOOK_HOST = "book.douban.com"
 MAX_REDIRECTS = 5
@@ -40,6 +45,8 @@ BLOCK_KINDS = ("http_403", "login_wall", "captcha")
 _LOGIN_HOSTS = frozenset({"accounts.douban.com", "sec.douban.com"})
 _LOGIN_PATH = re.compile(r"/(login|sec|misc/sorry|passport)\b|^/b$", re.IGNORECASE)
 _HTML_END = re.compile(rb"</html\s*>\s*$", re.IGNORECASE)
+REDACTED = b"REDACTED"
+MIN_REDACTED_LENGTH = 4  # Douban's shortest secret is its 4-character `ck`
 
 
 class FetchError(Exception):
@@ -134,6 +141,7 @@ class PoliteClient:
         retry_after_max: float = 600.0,
         on_discarded: Callable[[Exchange, str], None] | None = None,
         classify: Callable[[bytes, str], object] | None = None,
+        may_fetch: Callable[[str], bool] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -146,6 +154,8 @@ class PoliteClient:
         self.retry_after_max = retry_after_max
         self.on_discarded = on_discarded or (lambda exchange, outcome: None)
         self._classify = classify
+        self._may_fetch = may_fetch or (lambda url: True)  # robots.txt, asked again for every redirect target
+        self._redaction: tuple[frozenset[str], re.Pattern[bytes] | None] = (frozenset(), None)
         self._sleep, self._clock = sleep, clock
         self._rng = rng or random.Random()
         self._not_before = 0.0
@@ -184,14 +194,23 @@ class PoliteClient:
         """Exponential backoff with jitter for retry number ``attempt`` (0-based), at least Retry-After."""
         backoff = min(self.backoff_max, self.backoff_base * 2**attempt)
         backoff += self._rng.uniform(0, self.backoff_base) if self.backoff_base else 0.0
-        if retry_after is not None:
-            backoff = max(backoff, min(retry_after, self.retry_after_max))
-        return backoff
+        return backoff if retry_after is None else max(backoff, self.retry_after_wait(retry_after))
+
+    def retry_after_wait(self, retry_after: float) -> float:
+        """The wait a Retry-After asks for, up to ``retry_after_max`` (a longer request is logged)."""
+        if retry_after > self.retry_after_max:
+            log.warning("the server asked to wait %.0f s (Retry-After); waiting the maximum of %.0f s "
+                        "(--retry-after-max)", retry_after, self.retry_after_max)
+        return min(retry_after, self.retry_after_max)
 
     # -- one HTTP exchange ----------------------------------------------------------------------------
     def check_allowed(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or (parts.hostname or "").lower() not in self.allowed_hosts:
+        try:
+            parts = urlsplit(url)
+            host, _ = (parts.hostname or "").lower(), parts.port  # .port raises on a bad port
+        except ValueError as error:
+            raise PermanentError(url[:200], "invalid_url", str(error)) from None
+        if parts.scheme not in ("http", "https") or host not in self.allowed_hosts:
             raise PermanentError(url, "host_not_allowed", f"only {', '.join(sorted(self.allowed_hosts))} may be fetched")
 
     def _environment_for(self, url: str) -> dict[str, Any]:
@@ -221,10 +240,36 @@ class PoliteClient:
                         hooks=session.hooks)
         return request
 
+    def _secret_values(self) -> frozenset[str]:
+        """The cookie values this client sends: the user's cookie and those the site has set."""
+        values = set(self.session.cookies.values())
+        try:
+            values.update(morsel.value for morsel in SimpleCookie(self.session.headers.get("Cookie", "")).values())
+        except CookieError:
+            values.update(part.partition("=")[2] for part in self.session.headers.get("Cookie", "").split(";"))
+        values = {value.strip().strip('"') for value in values if value}
+        return frozenset(value for value in values if len(value) >= MIN_REDACTED_LENGTH)
+
+    def _redact(self, body: bytes) -> bytes:
+        """``body`` with every cookie value sent (also percent-encoded) replaced by REDACTED."""
+        values = self._secret_values()
+        if not values:
+            return body
+        if values != self._redaction[0]:
+            forms = sorted({form for value in values for form in (value, quote(value, safe=""))}, key=len, reverse=True)
+            alternatives = b"|".join(re.escape(form.encode("utf-8")) for form in forms)
+            self._redaction = (values, re.compile(rb"(?<![A-Za-z0-9])(?:" + alternatives + rb")(?![A-Za-z0-9])"))
+        pattern = self._redaction[1]
+        assert pattern is not None
+        return pattern.sub(REDACTED, body)
+
     def _exchange(self, url: str) -> Exchange:
         self.check_allowed(url)
         environment = self._environment_for(url)
-        request = self._prepare(url, environment["auth"])
+        try:
+            request = self._prepare(url, environment["auth"])
+        except (requests.exceptions.InvalidURL, ValueError) as error:
+            raise PermanentError(url, "invalid_url", str(error)[:200]) from None
         self._wait_turn()
         self.stats.requests += 1
         fetched_at = utc_now_iso()
@@ -239,8 +284,11 @@ class PoliteClient:
             raise RetryableError(url, "truncated", f"incomplete body ({type(error).__name__})") from None
         except requests.ConnectionError as error:
             raise RetryableError(url, "connection_error", type(error).__name__) from None
+        except ValueError as error:  # e.g. requests cannot even parse a redirect's Location (not archived)
+            raise RetryableError(url, "bad_response", f"unreadable response: {str(error)[:200]}") from None
         finally:
             self._schedule_next()
+        body = response.content
         exchange = Exchange(
             url=url,
             method="GET",
@@ -248,15 +296,15 @@ class PoliteClient:
             status=response.status_code,
             reason=response.reason or "",
             response_headers=dict(response.headers),
-            body=response.content,
+            body=self._redact(body),
             fetched_at=fetched_at,
             http_version="HTTP/1.0" if response.raw.version == 10 else "HTTP/1.1",
         )
         declared = response.headers.get("Content-Length")
         encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
-        if declared and declared.isdigit() and not encoded and int(declared) != len(exchange.body):
+        if declared and declared.isdigit() and not encoded and int(declared) != len(body):
             self.on_discarded(exchange, "retry:truncated")
-            raise RetryableError(url, "truncated", f"Content-Length {declared} but {len(exchange.body)} bytes")
+            raise RetryableError(url, "truncated", f"Content-Length {declared} but {len(body)} bytes")
         return exchange
 
     def _follow(self, url: str) -> Exchange:
@@ -269,13 +317,21 @@ class PoliteClient:
             if not location:
                 self.on_discarded(exchange, "refused:redirect_without_location")
                 raise RetryableError(url, "bad_redirect", f"HTTP {exchange.status} without Location")
-            target = urljoin(url, location)
+            try:
+                target = urljoin(url, location)
+                urlsplit(target).port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                self.on_discarded(exchange, "refused:bad_redirect")
+                raise RetryableError(url, "bad_redirect", f"HTTP {exchange.status} to {location[:200]!r}") from None
             if is_login_redirect(target):  # not followed: robots.txt disallows Douban's /sec/ pages anyway
                 self.on_discarded(exchange, "blocked:login_wall")
                 raise CrawlBlocked(url, "login_wall", f"redirected to the login/security page {target}")
             if (urlsplit(target).hostname or "").lower() not in self.allowed_hosts:
                 self.on_discarded(exchange, "refused:offsite_redirect")
                 raise RetryableError(url, "offsite_redirect", f"refused redirect to off-site {target}")
+            if not self._may_fetch(target):
+                self.on_discarded(exchange, "refused:robots_disallowed")
+                raise PermanentError(url, "robots_disallowed", f"redirected to {target}, which robots.txt disallows")
             self.on_discarded(exchange, "redirect")
             url = target
         raise PermanentError(url, "too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
@@ -327,6 +383,8 @@ class PoliteClient:
             except RetryableError as error:
                 self.stats.errors[error.kind] += 1
                 if attempt >= self.max_retries:
+                    if error.retry_after is not None:  # the server's wait applies to the next page too
+                        self._schedule_next(self.retry_after_wait(error.retry_after))
                     raise
                 self._schedule_next(self.backoff_seconds(attempt, error.retry_after))
                 self.stats.retries += 1

@@ -20,7 +20,6 @@ Exit statuses: 0 complete, 3 blocked by Douban (403, login wall, captcha: state 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
@@ -134,13 +133,7 @@ class CrawlConfig:
         return FAST_COMPRESS_LEVEL if self.delay < FAST_CRAWL_DELAY else DEFAULT_COMPRESS_LEVEL
 
     def is_loopback(self) -> bool:
-        host = self.base_host
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return parse.is_loopback_host(self.base_host)
 
     def validate(self) -> None:
         parts = urlsplit(self.base_url)
@@ -301,6 +294,7 @@ class _Robots:
     def __init__(self, user_agent: str) -> None:
         self.parser = urllib.robotparser.RobotFileParser()
         self.user_agent = user_agent
+        self.loaded = False
 
     def load(self, client: PoliteClient, archive: ArchiveWriter, base_url: str) -> None:
         url = base_url.rstrip("/") + "/robots.txt"
@@ -309,13 +303,16 @@ class _Robots:
         except PermanentError as error:
             if error.kind in ("http_404", "http_410"):
                 self.parser.parse([])  # no robots.txt: everything allowed
+                self.loaded = True
                 return
             raise
         archive.write(result.exchange, OUTCOME_OK)
         self.parser.parse(result.exchange.body.decode("utf-8", errors="replace").splitlines())
+        self.loaded = True
 
     def allows(self, url: str) -> bool:
-        return self.parser.can_fetch(self.user_agent, url)
+        """Whether robots.txt lets us fetch ``url`` (while robots.txt itself is fetched, any redirect is)."""
+        return not self.loaded or self.parser.can_fetch(self.user_agent, url)
 
     def crawl_delay(self) -> float | None:
         delay = self.parser.crawl_delay(self.user_agent)
@@ -343,7 +340,7 @@ class _Crawl:
         self.archive = ArchiveWriter(self.out / ARCHIVE_DIR, max_bytes=int(config.archive_max_mb * 1024 * 1024),
                                      compress_level=config.compress_level())
         self.client = PoliteClient(
-            allowed_hosts={DOUBAN_BOOK_HOST, config.base_host},
+            allowed_hosts={config.base_host},  # a simulator crawl never follows a redirect to real Douban
             user_agent=config.user_agent,
             cookie=cookie,
             delay=config.delay,
@@ -354,6 +351,7 @@ class _Crawl:
             retry_after_max=config.retry_after_max,
             on_discarded=lambda exchange, outcome: self.archive.write(exchange, outcome),
             classify=parse.classify_page,
+            may_fetch=lambda url: self.robots.allows(url),
         )
         self.robots = _Robots(config.user_agent)
         self.fetched = 0
@@ -395,6 +393,8 @@ class _Crawl:
             result = self.client.fetch(url, expect=EXPECTED_KIND[page.kind])
         except (RetryableError, PermanentError) as error:
             state = "failed" if isinstance(error, RetryableError) else "gone"
+            if error.kind == "robots_disallowed":  # a redirect to a disallowed page
+                state = "refused"
             self.frontier.set_state(page.path, state, f"{error.kind}: {error.detail}")
             return
         exchange = result.exchange
@@ -458,10 +458,12 @@ class _Crawl:
         )
 
     def next_page(self) -> PageRef | None:
-        """The next page to fetch: the first queued page that is not awaiting its commit."""
+        """The next page to fetch: the first queued page that is not awaiting its commit. Once ``max_books``
+        subject pages are known, listing pages (which could only reveal more) are left queued."""
         if not self.upcoming:
             awaiting = {item.path for item in self.pending}
-            ahead = self.frontier.queued(len(awaiting) + READ_AHEAD)
+            kinds = ("subject",) if self.frontier.subjects_full() else None
+            ahead = self.frontier.queued(len(awaiting) + READ_AHEAD, kinds)
             self.upcoming.extend(page for page in ahead if page.path not in awaiting)
         return self.upcoming.popleft() if self.upcoming else None
 
@@ -504,6 +506,9 @@ def run_crawl(config: CrawlConfig) -> CrawlReport:
         if crawl.frontier.total("failed"):
             status, exit_code = "incomplete", EXIT_INCOMPLETE
             message = "Some pages still failed after retries; rerun the same command to retry them."
+        elif left := crawl.frontier.total("queued"):
+            message = (f"--max-books {config.max_books} reached: {left} listing page(s) left unfetched; "
+                       "rerun with a larger --max-books to go on.")
     except CrawlBlocked as error:
         status, exit_code = "blocked", EXIT_BLOCKED
         blocked = {"kind": error.kind, "url": error.url, "detail": error.detail}

@@ -196,11 +196,13 @@ class Frontier:
         return room is not None and room <= 0
 
     # -- progress -------------------------------------------------------------------------------------
-    def queued(self, limit: int) -> list[PageRef]:
-        """Up to ``limit`` queued pages, in fetch order."""
+    def queued(self, limit: int, kinds: Collection[str] | None = None) -> list[PageRef]:
+        """Up to ``limit`` queued pages (of ``kinds``, default all), in fetch order."""
+        kinds = KINDS if kinds is None else tuple(kinds)
         rows = self.db.execute(
-            "SELECT path, kind, tag, start, subject_id FROM urls WHERE state = 'queued' ORDER BY rank, rowid LIMIT ?",
-            (limit,),
+            "SELECT path, kind, tag, start, subject_id FROM urls WHERE state = 'queued'"
+            f" AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY rank, rowid LIMIT ?",
+            (*kinds, limit),
         ).fetchall()
         return [PageRef(*row) for row in rows]
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import enum
 import html
+import ipaddress
 import json
 import re
 import unicodedata
@@ -38,8 +39,6 @@ from lxml import etree
 from imcm_build.records import Record
 
 BOOK_HOST = "book.douban.com"
-# The local simulator serves Douban's paths on a loopback address in place of https://book.douban.com.
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 CANONICAL_SUBJECT_URL = "https://book.douban.com/subject/{}/"
 
 LOGIN_WALL_TITLES = ("登录跳转页", "登录豆瓣")
@@ -95,6 +94,16 @@ _TAG_PATH = re.compile(r"/tag/([^/?#]+)/?")
 _WORKS_PATH = re.compile(r"/works/[0-9]+/?")
 
 
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback IP: where the local simulator serves Douban's paths."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _book_host(url: str) -> str | None:
     """The host of an http(s) URL on Douban's book site or the loopback simulator, else None."""
     try:
@@ -104,7 +113,15 @@ def _book_host(url: str) -> str | None:
         return None
     if parts.scheme not in ("http", "https") or host is None:
         return None
-    return host if host == BOOK_HOST or host in LOOPBACK_HOSTS else None
+    return host if host == BOOK_HOST or is_loopback_host(host) else None
+
+
+def _join(page_url: str, href: str | None) -> str | None:
+    """The absolute address of a link on the page, or None when the href is not a valid URL."""
+    try:
+        return urljoin(page_url, (href or "").strip())
+    except ValueError:
+        return None
 
 
 def subject_id_from_url(url: str) -> str | None:
@@ -131,7 +148,9 @@ def _tag_from_url(url: str) -> str | None:
     except ValueError:
         return None
     match = _TAG_PATH.fullmatch(path)
-    return unquote(match.group(1)).strip() if match else None
+    tag = unquote(match.group(1)).strip() if match else ""
+    # a control character (e.g. an encoded newline) makes no tag name Douban shows: the link is junk
+    return tag if tag and not any(unicodedata.category(char) == "Cc" for char in tag) else None
 
 
 # --------------------------------------------------------------------------------- decoding, loading
@@ -639,7 +658,7 @@ def _listing_start(url: str) -> int | None:
 def _item_subject_id(item: lxml.html.HtmlElement, page_url: str) -> str | None:
     for links in (_ITEM_TITLE_LINKS, _ITEM_ANY_LINKS):
         for href in links(item):
-            if found := subject_id_from_url(urljoin(page_url, href.strip())):
+            if (target := _join(page_url, href)) and (found := subject_id_from_url(target)):
                 return found
     return None
 
@@ -681,8 +700,8 @@ def _linked_tags(links: Iterable[lxml.html.HtmlElement], page_url: str) -> list[
     """Tag names addressed by `/tag/<tag>` links (the href, not the link text, is what a crawler follows)."""
     names = []
     for link in links:
-        target = urljoin(page_url, link.get("href").strip())
-        if _book_host(target) is not None and (tag := _tag_from_url(target)):
+        target = _join(page_url, link.get("href"))
+        if target and _book_host(target) is not None and (tag := _tag_from_url(target)):
             names.append(tag)
     return _unique(names)
 

@@ -10,6 +10,9 @@ URL space (the paths of book.douban.com; `base_url` replaces https://book.douban
     /subject_search?search_text=Q    a search result page (robots.txt disallows it)
     /sec/b?r=<url>                   the login wall that the login_after fault redirects to
 
+Like Douban, a page served to a visitor with a `bid` (or a logged-in `ck`) cookie repeats the value in its
+body (an ad script's `browserId`, a vote link's `ck=`), so tests can check that it never reaches an archive.
+
 `request_count` counts every request; fault counters (see faults.py) count only pages that can fault, so not
 /robots.txt, not /sec/ and not requests refused for a missing cookie.
 """
@@ -50,6 +53,22 @@ class Response:
     content_type: str = HTML
     headers: dict[str, str] = field(default_factory=dict)
     close_after_half: bool = False  # send the full Content-Length, half the body, then close
+
+
+def _echo_visitor_cookies(body: bytes, cookie_header: str) -> bytes:
+    try:
+        cookies = SimpleCookie(cookie_header)
+    except CookieError:
+        return body
+    echoes = []
+    if "bid" in cookies:
+        echoes.append(f"<script>var _AD_PARAMS = {{browserId: '{quote(cookies['bid'].value)}'}};</script>")
+    if "ck" in cookies:
+        echoes.append(f'<a class="j a_vote" href="/j/vote?ck={quote(cookies["ck"].value)}">有用</a>')
+    if not echoes or b"</body>" not in body:
+        return body
+    head, _, tail = body.rpartition(b"</body>")
+    return head + "".join(echoes).encode() + b"</body>" + tail
 
 
 def load_simulator_records(path: str | Path) -> list[Record]:
@@ -150,6 +169,8 @@ class DoubanSimulator:
             self._request_count += 1
             self.request_headers.append({name: value for name, value in headers.items() if name.lower() != "cookie"})
         response = self._respond(target, headers)
+        if response.status == 200 and response.content_type == HTML:
+            response.body = _echo_visitor_cookies(response.body, headers.get("Cookie", ""))
         with self._lock:
             self.request_log.append((target, response.status))
         return response

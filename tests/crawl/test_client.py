@@ -301,3 +301,56 @@ def test_netrc_login_from_the_environment_is_sent(serve, tmp_path, monkeypatch: 
     result = client.fetch(server.base_url + "/subject/1/", expect="subject")
     assert server.requests[0][1]["Authorization"] == "Basic " + base64.b64encode(b"reader:s3cret").decode()
     assert result.exchange.request_headers["Authorization"].startswith("Basic ")  # the archive strips it
+
+
+def test_cookie_values_repeated_in_pages_are_redacted(serve) -> None:
+    """Douban repeats the visitor's bid (and a logged-in ck) in its pages; no cookie value may be archived."""
+    echo = SUBJECT_HTML.replace(b"</body>", b"<script>browserId = 'ServerBid123'; u='1234%3AUserSecret9';"
+                                            b" v='/j/vote?ck=Xk9q'; other='Xk9qZ'</script></body>")
+    server = serve({"/subject/1/": [Reply(headers={"Set-Cookie": "bid=ServerBid123; Path=/"})],
+                    "/subject/2/": [Reply(body=echo)]})
+    client, _ = make_client(server, cookie='dbcl2="1234:UserSecret9"; ck=Xk9q')
+    first = client.fetch(f"{server.base_url}/subject/1/", expect="subject")
+    second = client.fetch(f"{server.base_url}/subject/2/", expect="subject")
+    assert first.exchange.body == SUBJECT_HTML
+    body = second.exchange.body
+    assert b"ServerBid123" not in body and b"UserSecret9" not in body and b"ck=Xk9q" not in body
+    assert b"browserId = 'REDACTED'" in body and b"u='REDACTED'" in body and b"ck=REDACTED'" in body
+    assert b"other='Xk9qZ'" in body  # only whole values: a longer word that starts like one stays
+
+
+@pytest.mark.parametrize(("location", "kind", "archived"), [
+    ("http://[bad/x", "bad_response", []),  # requests itself cannot parse it: no response to archive
+    ("http://127.0.0.1:99999/x", "bad_redirect", ["refused:bad_redirect"] * 2),
+])
+def test_an_invalid_redirect_address_is_refused_not_a_crash(serve, location: str, kind: str, archived: list) -> None:
+    server = serve({"/subject/1/": [Reply(302, b"", {"Location": location})]})
+    client, discarded = make_client(server, max_retries=1)
+    with pytest.raises(RetryableError) as raised:
+        client.fetch(server.base_url + "/subject/1/", expect="subject")
+    assert raised.value.kind == kind and client.stats.errors[kind] == 2
+    assert [outcome for _, _, outcome in discarded] == archived
+
+
+def test_a_redirect_robots_txt_disallows_is_not_followed(serve) -> None:
+    server = serve({"/subject/1/": [Reply(302, b"", {"Location": "/j/private"})], "/j/private": [Reply()]})
+    client, discarded = make_client(server)
+    client._may_fetch = lambda url: "/j/" not in url
+    with pytest.raises(PermanentError) as raised:
+        client.fetch(server.base_url + "/subject/1/", expect="subject")
+    assert raised.value.kind == "robots_disallowed" and server.paths() == ["/subject/1/"]
+    assert discarded[0][2] == "refused:robots_disallowed"
+
+
+def test_retry_after_holds_the_next_page_even_when_retries_are_used_up(serve, caplog) -> None:
+    server = serve({"/subject/1/": [Reply(429, b"slow down", {"Retry-After": "7"})], "/subject/2/": [Reply()],
+                    "/subject/3/": [Reply(429, b"slow down", {"Retry-After": "3600"})]})
+    fake = FakeTime()
+    client, _ = make_client(server, fake, max_retries=0)
+    with pytest.raises(RetryableError):
+        client.fetch(server.base_url + "/subject/1/", expect="subject")
+    client.fetch(server.base_url + "/subject/2/", expect="subject")
+    assert fake.sleeps == [7.0]
+    with pytest.raises(RetryableError), caplog.at_level("WARNING"):
+        client.fetch(server.base_url + "/subject/3/", expect="subject")
+    assert "asked to wait 3600 s" in caplog.text and client.seconds_until_next() == 600.0

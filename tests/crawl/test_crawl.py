@@ -26,6 +26,7 @@ from imcm_build.crawl.parse import subject_id_from_url
 from imcm_build.demo_corpus import generate_demo_records
 from imcm_build.records import Record, read_records
 from imcm_build.simulator import DoubanSimulator
+from tests.crawl.test_client import Reply, ScriptedServer
 
 SEED_TAGS = ("历史", "科幻")
 
@@ -210,6 +211,32 @@ def test_default_seed_is_the_tag_index_and_max_books_caps_subjects(tmp_path: Pat
     assert paths[:2] == ["/robots.txt", "/tag/"]
     assert report.pages["subject"] == {"done": 7}
     assert sum(path.startswith("/subject/") for path in paths) == 7
+    # once 7 books are known, the other tags' listing pages are not fetched (they could only reveal more)
+    listings = [path for path in paths if path.startswith("/tag/") and path != "/tag/"]
+    assert len(listings) == 1 and report.pages["listing"]["queued"] >= 5
+    assert report.status == "complete" and "--max-books 7 reached" in report.message
+    with DoubanSimulator(records) as simulator:  # a larger cap goes on from there
+        more = crawl(tmp_path, simulator, tags=[], max_books=30)
+        again = [path for path, _ in simulator.request_log]
+    assert more.pages["subject"] == {"done": 30} and not set(again) & set(paths) - {"/robots.txt", paths[2]}
+
+
+def test_a_redirect_to_real_douban_is_refused_during_a_simulator_crawl(tmp_path: Path) -> None:
+    """Only the --base-url host is fetched: a local server cannot send a zero-delay crawl to Douban."""
+    script = {"/robots.txt": [Reply(404, b"")],
+              "/subject/1/": [Reply(302, b"", {"Location": "https://book.douban.com/subject/1/"})]}
+    server = ScriptedServer(script)
+    server.thread.start()
+    try:
+        ids_file = tmp_path / "ids.txt"
+        ids_file.write_text("1\n", encoding="utf-8")
+        report = run_crawl(CrawlConfig(out=str(tmp_path / "out"), base_url=server.base_url, delay=0.0, jitter=0.0,
+                                       ids_file=str(ids_file), progress=False, max_retries=1, backoff_base=0.01))
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+    assert report.status == "incomplete" and report.errors == {"http_404": 1, "offsite_redirect": 2}  # robots 404
+    assert report.problems[0]["error"].startswith("offsite_redirect: refused redirect to off-site https://book")
 
 
 def test_max_pages_per_tag(tmp_path: Path, records: list[Record]) -> None:
@@ -230,9 +257,10 @@ def test_robots_disallow_is_honoured(tmp_path: Path, records: list[Record]) -> N
 def test_cookie_is_sent_but_never_written_or_logged(
     tmp_path: Path, records: list[Record], capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    secret_bid, secret_session = "SeCrEtBid42", "SeCrEtSession77"
+    secret_bid, secret_session, secret_ck = "SeCrEtBid42", "SeCrEtSession77", "Xk9q"
     cookie_file = tmp_path / "cookie.txt"
-    cookie_file.write_text(f'Cookie: bid={secret_bid}; dbcl2="1234:{secret_session}"\n', encoding="utf-8")
+    cookie_file.write_text(f'Cookie: bid={secret_bid}; dbcl2="1234:{secret_session}"; ck={secret_ck}\n',
+                           encoding="utf-8")
     out = tmp_path / "out"
     caplog.set_level(logging.DEBUG)
     with DoubanSimulator(records, require_cookie=secret_bid) as simulator:  # 403 without the cookie
@@ -249,7 +277,10 @@ def test_cookie_is_sent_but_never_written_or_logged(
             texts.append((gzip.decompress(data) if path.name.endswith(".gz") else data).decode("utf-8", "replace"))
     assert len(texts) >= 7  # output, log, WARC, state (+ WAL), crawl report, records, parse report
     for text in texts:
-        assert secret_bid not in text and secret_session not in text
+        assert secret_bid not in text and secret_session not in text and f"ck={secret_ck}" not in text
+    # Douban repeats the visitor's bid and ck in its pages (the simulator does too): they are archived redacted
+    archived = [response.body for response in iter_responses([out]) if "/subject/" in response.url]
+    assert archived and all(b"browserId: 'REDACTED'" in body and b"?ck=REDACTED" in body for body in archived)
 
 
 def test_delay_below_the_minimum_needs_the_flag_except_on_loopback(tmp_path: Path) -> None:

@@ -591,3 +591,17 @@ def test_escaped_paragraphs_tags_and_title_survive_a_round_trip(
     assert record.title == title
     assert record.summary == "\n".join(paragraphs)
     assert list(record.tags) == tags
+
+
+def test_junk_tag_links_on_the_tag_index_are_not_tags() -> None:
+    body = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>豆瓣图书标签</title></head><body>"
+            "<table class='tagCol'><tr><td><a href='/tag/小说'>小说</a></td><td><a href='/tag/a%0Ab'>x</a></td>"
+            "<td><a href='http://[bad/tag/y'>y</a></td><td><a href='/tag/科幻'>科幻</a></td></tr></table>"
+            "</body></html>").encode()
+    assert parse_tag_index(body, "https://book.douban.com/tag/") == ["小说", "科幻"]
+
+
+def test_any_loopback_address_stands_for_douban() -> None:
+    for host in ("127.0.0.1:8000", "127.0.0.2", "localhost:9", "[::1]:80"):
+        assert subject_id_from_url(f"http://{host}/subject/1234/") == "1234"
+    assert subject_id_from_url("http://10.0.0.1/subject/1234/") is None
