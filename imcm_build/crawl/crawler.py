@@ -288,6 +288,32 @@ def reconcile(frontier: Frontier, folder: Path, max_pages_per_tag: int | None) -
     return completed, repaired
 
 
+def revisit_cut_pages(frontier: Frontier, folder: Path, max_pages_per_tag: int | None) -> int:
+    """When ``max_books`` now leaves room, queue what pages cut short by a lower cap revealed, read from
+    their archived copies (a page whose copy is missing is fetched again). Returns the pages revisited."""
+    if frontier.subjects_full():
+        return 0
+    by_file: dict[str, dict[str, PageRef]] = {}
+    for page, archive_file in frontier.cut_pages():
+        by_file.setdefault(archive_file, {})[page.path] = page
+    revisited = 0
+    for archive_file, pages in by_file.items():
+        path = folder / archive_file
+        responses = iter_file_responses(path) if archive_file and path.is_file() else iter(())
+        for response in responses:
+            if response.outcome != OUTCOME_OK:
+                continue
+            page = pages.pop(path_of(response.requested_url or response.url), None)
+            if page is not None:
+                found = revealed_pages(page, response.body, response.url, max_pages_per_tag)
+                commit_page(frontier, page.path, archive_file, 0, found, response.fetched_at)
+                revisited += 1
+        for page in pages.values():
+            frontier.reopen(page.path)
+            revisited += 1
+    return revisited
+
+
 class _Robots:
     """robots.txt rules for the crawl host, fetched through the polite client and archived."""
 
@@ -373,9 +399,9 @@ class _Crawl:
         requeued = self.frontier.requeue_failed()
         if requeued:
             log.info("retrying %d page(s) that failed in an earlier run", requeued)
-        reopened = self.frontier.reopen_cut_pages()
-        if reopened:
-            log.info("revisiting %d listing page(s) cut short by an earlier --max-books", reopened)
+        revisited = revisit_cut_pages(self.frontier, self.out / ARCHIVE_DIR, self.config.max_pages_per_tag)
+        if revisited:
+            log.info("revisited %d page(s) cut short by an earlier --max-books", revisited)
         self.robots.load(self.client, self.archive, self.base_url)
         robots_delay = self.robots.crawl_delay()
         if robots_delay is not None and robots_delay > self.client.delay:

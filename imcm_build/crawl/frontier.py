@@ -215,7 +215,7 @@ class Frontier:
         """Mark ``path`` done, queue what it revealed and record the archive position, atomically.
 
         ``cut`` says the caller left out some revealed pages because of ``max_books``; such pages, and
-        pages whose subjects ``max_books`` left out here, are reopened by :meth:`reopen_cut_pages`.
+        pages whose subjects ``max_books`` left out here, are listed by :meth:`cut_pages`.
         """
         with self._transaction():
             added, left_out = self._insert(found)
@@ -248,12 +248,18 @@ class Frontier:
                 (state, error, path),
             )
 
-    def reopen_cut_pages(self) -> int:
-        """Queue again the done pages whose revealed pages ``max_books`` left out, if there is now room."""
-        if self.subjects_full():
-            return 0
+    def cut_pages(self) -> list[tuple[PageRef, str]]:
+        """Done pages whose revealed pages ``max_books`` left out, with the archive file holding each."""
+        rows = self.db.execute(
+            "SELECT path, kind, tag, start, subject_id, archive_file FROM urls WHERE state = 'done' AND cut = 1"
+            " ORDER BY rowid"
+        ).fetchall()
+        return [(PageRef(*row[:5]), row[5] or "") for row in rows]
+
+    def reopen(self, path: str) -> None:
+        """Queue a done page again (its archived copy is gone)."""
         with self.db:
-            return self.db.execute("UPDATE urls SET state = 'queued', cut = 0 WHERE state = 'done' AND cut = 1").rowcount
+            self.db.execute("UPDATE urls SET state = 'queued', cut = 0 WHERE path = ?", (path,))
 
     def requeue_failed(self) -> int:
         """Give pages that failed in an earlier run another chance; return how many."""

@@ -21,7 +21,7 @@ from imcm_build.crawl import archive_writer, crawler
 from imcm_build.crawl.archive import complete_length, iter_responses
 from imcm_build.crawl.cli import main as crawl_cli
 from imcm_build.crawl.crawler import CrawlConfig, CrawlConfigError, CrawlReport, run_crawl
-from imcm_build.crawl.frontier import Frontier, path_of
+from imcm_build.crawl.frontier import Frontier, listing_page, path_of
 from imcm_build.crawl.parse import subject_id_from_url
 from imcm_build.demo_corpus import generate_demo_records
 from imcm_build.records import Record, read_records
@@ -218,7 +218,20 @@ def test_default_seed_is_the_tag_index_and_max_books_caps_subjects(tmp_path: Pat
     with DoubanSimulator(records) as simulator:  # a larger cap goes on from there
         more = crawl(tmp_path, simulator, tags=[], max_books=30)
         again = [path for path, _ in simulator.request_log]
-    assert more.pages["subject"] == {"done": 30} and not set(again) & set(paths) - {"/robots.txt", paths[2]}
+    # the listing page cut short is read again from the archive, not fetched again
+    assert more.pages["subject"] == {"done": 30} and not set(again) & set(paths) - {"/robots.txt"}
+
+
+def test_a_page_cut_by_max_books_whose_archive_is_gone_is_fetched_again(tmp_path: Path, records: list[Record]) -> None:
+    with DoubanSimulator(records) as simulator:
+        crawl(tmp_path, simulator, tags=["科幻"], max_books=5)
+    listing = listing_page("科幻").path
+    for archive_file in (tmp_path / "archive").glob("*.warc.gz"):
+        archive_file.unlink()
+    with DoubanSimulator(records) as simulator:
+        report = crawl(tmp_path, simulator, tags=["科幻"], max_books=10)
+        paths = [path for path, _ in simulator.request_log]
+    assert paths[:2] == ["/robots.txt", listing] and report.pages["subject"] == {"done": 10}
 
 
 def test_a_redirect_to_real_douban_is_refused_during_a_simulator_crawl(tmp_path: Path) -> None:
