@@ -14,7 +14,8 @@
 The session cookie (if any) is sent as a ``Cookie`` header and kept nowhere else: it is not part of any
 repr, message or report, and the archive strips it from the stored request. Douban repeats a visitor's
 ``bid`` and ``ck`` values in its pages, so every cookie value sent (the user's and those the site set) is
-replaced by ``REDACTED`` in the bodies the client returns, before anything can archive them.
+replaced by ``REDACTED`` in the bodies the client returns, before anything can archive them (whole values of
+4+ characters with a letter: a digits-only value such as the city id in ``ll`` is no secret).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ _LOGIN_PATH = re.compile(r"/(login|sec|misc/sorry|passport)\b|^/b$", re.IGNORECA
 _HTML_END = re.compile(rb"</html\s*>\s*$", re.IGNORECASE)
 REDACTED = b"REDACTED"
 MIN_REDACTED_LENGTH = 4  # Douban's shortest secret is its 4-character `ck`
+# Digits-only cookie values (a city id in `ll`, counters) are no secret and could match a number in the text.
+_SECRET_LOOKING = re.compile(r"[A-Za-z]")
 
 
 class FetchError(Exception):
@@ -248,7 +251,7 @@ class PoliteClient:
         except CookieError:
             values.update(part.partition("=")[2] for part in self.session.headers.get("Cookie", "").split(";"))
         values = {value.strip().strip('"') for value in values if value}
-        return frozenset(value for value in values if len(value) >= MIN_REDACTED_LENGTH)
+        return frozenset(value for value in values if len(value) >= MIN_REDACTED_LENGTH and _SECRET_LOOKING.search(value))
 
     def _redact(self, body: bytes) -> bytes:
         """``body`` with every cookie value sent (also percent-encoded) replaced by REDACTED."""
