@@ -105,6 +105,12 @@ def _kind_name(kind: object) -> str:
     return str(getattr(kind, "value", kind))
 
 
+def _redact_whole_value(match: re.Match[bytes]) -> bytes:
+    """REDACTED for a match that is not the tail of a longer word (the pattern checks what follows)."""
+    start = match.start()
+    return match.group(0) if start and match.string[start - 1:start].isalnum() else REDACTED
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent/invalid."""
     if not value:
@@ -158,7 +164,7 @@ class PoliteClient:
         self.on_discarded = on_discarded or (lambda exchange, outcome: None)
         self._classify = classify
         self._may_fetch = may_fetch or (lambda url: True)  # robots.txt, asked again for every redirect target
-        self._redaction: tuple[frozenset[str], re.Pattern[bytes] | None] = (frozenset(), None)
+        self._redaction: tuple[frozenset[str], tuple[re.Pattern[bytes], ...]] = (frozenset(), ())
         self._sleep, self._clock = sleep, clock
         self._rng = rng or random.Random()
         self._not_before = 0.0
@@ -256,15 +262,14 @@ class PoliteClient:
     def _redact(self, body: bytes) -> bytes:
         """``body`` with every cookie value sent (also percent-encoded) replaced by REDACTED."""
         values = self._secret_values()
-        if not values:
-            return body
         if values != self._redaction[0]:
             forms = sorted({form for value in values for form in (value, quote(value, safe=""))}, key=len, reverse=True)
-            alternatives = b"|".join(re.escape(form.encode("utf-8")) for form in forms)
-            self._redaction = (values, re.compile(rb"(?<![A-Za-z0-9])(?:" + alternatives + rb")(?![A-Za-z0-9])"))
-        pattern = self._redaction[1]
-        assert pattern is not None
-        return pattern.sub(REDACTED, body)
+            # one literal pattern per form: re scans for a literal prefix ~10x faster than for an alternation
+            patterns = tuple(re.compile(re.escape(form.encode("utf-8")) + rb"(?![A-Za-z0-9])") for form in forms)
+            self._redaction = (values, patterns)
+        for pattern in self._redaction[1]:
+            body = pattern.sub(_redact_whole_value, body)
+        return body
 
     def _exchange(self, url: str) -> Exchange:
         self.check_allowed(url)
