@@ -243,10 +243,9 @@ class PoliteClient:
     def _prepare(self, url: str, auth: Any) -> requests.PreparedRequest:  # noqa: ANN401 - requests' auth
         """The GET request ``Session.get`` would send (session headers and cookies, .netrc login), without
         its per-request merging of settings that never change during a crawl."""
-        session = self.session
         request = requests.PreparedRequest()
-        request.prepare(method="GET", url=url, headers=session.headers, cookies=session.cookies, auth=auth,
-                        hooks=session.hooks)
+        request.prepare(method="GET", url=url, headers=self.session.headers, cookies=self.session.cookies,
+                        auth=auth)
         return request
 
     def _secret_values(self) -> frozenset[str]:
@@ -282,21 +281,22 @@ class PoliteClient:
         self.stats.requests += 1
         fetched_at = utc_now_iso()
         try:
-            response = self.session.send(
-                request, allow_redirects=False, timeout=self.timeout, proxies=environment["proxies"],
-                stream=False, verify=environment["verify"], cert=environment["cert"],
+            # the session's transport adapter, not Session.send: redirects are ours to judge (Session.send
+            # would parse a Location even when not following it, and fail on a malformed one)
+            response = self.session.get_adapter(url).send(
+                request, stream=False, timeout=self.timeout, verify=environment["verify"],
+                cert=environment["cert"], proxies=environment["proxies"],
             )
+            requests.cookies.extract_cookies_to_jar(self.session.cookies, request, response.raw)
+            body = response.content
         except requests.Timeout as error:
             raise RetryableError(url, "timeout", type(error).__name__) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as error:
             raise RetryableError(url, "truncated", f"incomplete body ({type(error).__name__})") from None
         except requests.ConnectionError as error:
             raise RetryableError(url, "connection_error", type(error).__name__) from None
-        except ValueError as error:  # e.g. requests cannot even parse a redirect's Location (not archived)
-            raise RetryableError(url, "bad_response", f"unreadable response: {str(error)[:200]}") from None
         finally:
             self._schedule_next()
-        body = response.content
         exchange = Exchange(
             url=url,
             method="GET",

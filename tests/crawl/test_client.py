@@ -320,17 +320,14 @@ def test_cookie_values_repeated_in_pages_are_redacted(serve) -> None:
     assert b"city=108288" in body  # a digits-only value (Douban's city id) is no secret and may be in the text
 
 
-@pytest.mark.parametrize(("location", "kind", "archived"), [
-    ("http://[bad/x", "bad_response", []),  # requests itself cannot parse it: no response to archive
-    ("http://127.0.0.1:99999/x", "bad_redirect", ["refused:bad_redirect"] * 2),
-])
-def test_an_invalid_redirect_address_is_refused_not_a_crash(serve, location: str, kind: str, archived: list) -> None:
+@pytest.mark.parametrize("location", ["http://[bad/x", "http://127.0.0.1:99999/x"])
+def test_an_invalid_redirect_address_is_refused_not_a_crash(serve, location: str) -> None:
     server = serve({"/subject/1/": [Reply(302, b"", {"Location": location})]})
     client, discarded = make_client(server, max_retries=1)
     with pytest.raises(RetryableError) as raised:
         client.fetch(server.base_url + "/subject/1/", expect="subject")
-    assert raised.value.kind == kind and client.stats.errors[kind] == 2
-    assert [outcome for _, _, outcome in discarded] == archived
+    assert raised.value.kind == "bad_redirect" and client.stats.errors["bad_redirect"] == 2
+    assert [outcome for _, _, outcome in discarded] == ["refused:bad_redirect"] * 2
 
 
 def test_a_redirect_robots_txt_disallows_is_not_followed(serve) -> None:
