@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
 import requests
 
@@ -103,6 +103,13 @@ def _default_classifier() -> Callable[[bytes, str], str]:
 
 def _kind_name(kind: object) -> str:
     return str(getattr(kind, "value", kind))
+
+
+def _split_checked(url: str) -> SplitResult:
+    """``urlsplit(url)``, raising ValueError for a port that is not a number in 0-65535 as well."""
+    parts = urlsplit(url)
+    parts.port  # noqa: B018 - the property raises
+    return parts
 
 
 def _redact_whole_value(match: re.Match[bytes]) -> bytes:
@@ -215,11 +222,10 @@ class PoliteClient:
     # -- one HTTP exchange ----------------------------------------------------------------------------
     def check_allowed(self, url: str) -> None:
         try:
-            parts = urlsplit(url)
-            host, _ = (parts.hostname or "").lower(), parts.port  # .port raises on a bad port
+            parts = _split_checked(url)
         except ValueError as error:
             raise PermanentError(url[:200], "invalid_url", str(error)) from None
-        if parts.scheme not in ("http", "https") or host not in self.allowed_hosts:
+        if parts.scheme not in ("http", "https") or (parts.hostname or "").lower() not in self.allowed_hosts:
             raise PermanentError(url, "host_not_allowed", f"only {', '.join(sorted(self.allowed_hosts))} may be fetched")
 
     def _environment_for(self, url: str) -> dict[str, Any]:
@@ -275,7 +281,7 @@ class PoliteClient:
         environment = self._environment_for(url)
         try:
             request = self._prepare(url, environment["auth"])
-        except (requests.exceptions.InvalidURL, ValueError) as error:
+        except ValueError as error:  # requests' InvalidURL is one
             raise PermanentError(url, "invalid_url", str(error)[:200]) from None
         self._wait_turn()
         self.stats.requests += 1
@@ -327,7 +333,7 @@ class PoliteClient:
                 raise RetryableError(url, "bad_redirect", f"HTTP {exchange.status} without Location")
             try:
                 target = urljoin(url, location)
-                urlsplit(target).port  # noqa: B018 - raises on a bad port
+                _split_checked(target)
             except ValueError:
                 self.on_discarded(exchange, "refused:bad_redirect")
                 raise RetryableError(url, "bad_redirect", f"HTTP {exchange.status} to {location[:200]!r}") from None
