@@ -13,6 +13,11 @@ from imcm_build.pipeline import read_documents, run_steps
 from imcm_build.steps import build_steps
 from imcm_build.steps.labels import Labels
 
+# Where the release is written and how many processes wrote it are not part of what it is: recording
+# them would make a rebuild elsewhere or with other --workers differ in build_report.json, the card and
+# SHA256SUMS although the data is identical.
+OPTIONS_NOT_RECORDED = frozenset({"out", "workers"})
+
 
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
@@ -32,14 +37,15 @@ def build_release(config: BuildConfig, timings: dict[str, float] | None = None) 
     config.validate()
     started = time.perf_counter()
     inputs = [{"path": str(path), "sha256": file_sha256(path)} for path in _existing(config.records)]
-    docs, read_report, rejections = read_documents(config.records, strict=config.strict)
+    docs, read_report, _ = read_documents(config.records, strict=config.strict)  # rejections: in read_report
     steps = build_steps(config)
     # publishing needs datasets, pandas and pyarrow (~1 s to import): imported while the workers work
     result = run_steps(docs, steps, reports=[read_report], workers=config.workers,
                        warm_ups=[lambda: importlib.import_module("imcm_build.publish")])
     labels_step = next(step for step in steps if isinstance(step, Labels))
-    # where the release is written is not part of what it is: leaving `out` out keeps rebuilds identical
-    recorded_config = {key: value for key, value in config.to_dict().items() if key != "out"}
+    recorded_config = {
+        key: value for key, value in config.to_dict().items() if key not in OPTIONS_NOT_RECORDED
+    }
     report: dict[str, Any] = {
         "name": config.name,
         "config": recorded_config,

@@ -38,13 +38,16 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--strict", action="store_true", default=None, help="abort on the first rejected record")
 
 
-def config_from_args(args: argparse.Namespace, records: Sequence[str]) -> BuildConfig:
+def config_from_args(args: argparse.Namespace, records: Sequence[str] | None) -> BuildConfig:
+    """The build configuration: the --config file's options, overridden by every flag that was given
+    (`records` None = --records not given, so the file's records are used)."""
     overrides = {
         field.name: getattr(args, field.name)
         for field in dataclasses.fields(BuildConfig)
         if getattr(args, field.name, None) is not None
     }
-    overrides["records"] = [str(path) for path in records]
+    if records is not None:
+        overrides["records"] = [str(path) for path in records]
     if getattr(args, "out", None):
         overrides["out"] = str(args.out)
     if overrides.get("split_ratios") is not None:
@@ -58,7 +61,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from imcm_build.build import build_release
     from imcm_build.summary import print_release_summary
 
-    config = config_from_args(args, args.records or [])
+    config = config_from_args(args, args.records)
     if not config.records:
         raise UserError("no records given: use --records FILE ... or records = [...] in the --config file")
     timings: dict[str, float] = {}
@@ -78,10 +81,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     from imcm_build.importers import import_release
     from imcm_build.summary import print_release_summary
 
-    split_map = dict(item.split("=", 1) for item in args.split or [])
+    split_map = dict(args.split or [])
+    options = {}
+    if args.lowercase_labels:
+        if args.kind != "aapd":
+            raise UserError("--lowercase-labels applies to AAPD only (RCV1 codes are upper-case in every file)")
+        options["lowercase_labels"] = True
     release = import_release(
         args.kind, [Path(p) for p in args.inputs], Path(args.out), split_map=split_map or None,
         label_map=Path(args.label_map) if args.label_map else None, seed=args.seed, figures=args.figures,
+        **options,
     )
     print_release_summary(release)
     return 0
@@ -112,6 +121,14 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def split_assignment(text: str) -> tuple[str, str]:
+    """Parse one `--split SPLIT=FILE` value."""
+    split, separator, file = text.partition("=")
+    if not separator or not split.strip() or not file.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not SPLIT=FILE (for example train=val.json)")
+    return split.strip(), file.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imcm-build",
@@ -137,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("kind", choices=["aapd", "rcv1"])
     imp.add_argument("inputs", nargs="+", help="input files or folders (SGM text_/label_ pairs, JSON, JSON lines)")
     imp.add_argument("--out", required=True, help="release folder to write")
-    imp.add_argument("--split", action="append", metavar="SPLIT=FILE",
+    imp.add_argument("--split", action="append", metavar="SPLIT=FILE", type=split_assignment,
                      help="assign a file to a split, e.g. --split train=val.json --split test=test.json")
     imp.add_argument("--label-map", help="label universe file (AAPD labels.json or RCV1 label meanings)")
+    imp.add_argument("--lowercase-labels", action="store_true",
+                     help="AAPD: lower-case every label (LR-GCN's cs.CV → cs.cv, as in blalalt's labels.json)")
     imp.add_argument("--seed", type=int, default=42, help="seed for carving validation out of train when absent")
     imp.add_argument("--no-figures", dest="figures", action="store_false", help="skip the PNG figures")
     imp.set_defaults(func=cmd_import)
@@ -151,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     figures = sub.add_parser("figures", help="Figures 1–2 (label frequency/IR, labels per document) as PNG")
     figures.add_argument("release", help="release folder")
-    figures.add_argument("--out", required=True, help="folder for the PNG files")
+    figures.add_argument("--out", required=True,
+                         help="folder to write into: the PNGs go to OUT/figures/, as in a release")
     figures.set_defaults(func=cmd_figures)
 
     crawl_cli.register(sub)
@@ -167,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, RecordError, ReleaseError, BuildError, ValueError, FileNotFoundError) as error:
+    # OSError: a file that cannot be opened or written (its message names the file)
+    except (UserError, RecordError, ReleaseError, BuildError, ValueError, OSError) as error:
         if os.environ.get("IMCM_DEBUG"):
             raise
         print(f"imcm-build {args.command}: error: {error}", file=sys.stderr)

@@ -44,13 +44,22 @@ class BuildConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> BuildConfig:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+        """The options of the TOML file at `path` (a [build] table or top-level keys); `overrides` that are
+        not None win. Raise ValueError naming the file and the option for bad TOML, unknown options and
+        values of the wrong type."""
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: not valid TOML: {error}") from None
         data = data.get("build", data)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: [build] must be a table of build options")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown build option(s): {', '.join(unknown)}")
+        data = {name: _checked_option(name, value, path) for name, value in data.items()}
         data.update({k: v for k, v in overrides.items() if v is not None})
         if "split_ratios" in data:
             data["split_ratios"] = tuple(data["split_ratios"])
@@ -65,3 +74,49 @@ class BuildConfig:
             raise ValueError("min_words >= 0, num_labels >= 1 and min_label_freq >= 1 are required")
         if not 0 < self.minhash_threshold <= 1:
             raise ValueError(f"minhash_threshold must be in (0, 1], got {self.minhash_threshold}")
+
+
+_OPTION_KINDS: dict[str, str] = {
+    "records": "a list of file paths",
+    "out": "a string",
+    "name": "a string",
+    "to_simplified": "true or false",
+    "near_dedup": "true or false",
+    "strict": "true or false",
+    "figures": "true or false",
+    "minhash_threshold": "a number",
+    "minhash_num_perm": "an integer",
+    "min_words": "an integer",
+    "workers": "an integer",
+    "num_labels": "an integer",
+    "min_label_freq": "an integer",
+    "seed": "an integer",
+    "split_ratios": "a list of three numbers",
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _checked_option(name: str, value: Any, path: str | Path) -> Any:
+    """`value` as the option `name` holds it (an integer where a number is expected becomes a float);
+    ValueError naming the file and the option when it has the wrong type."""
+    kind = _OPTION_KINDS[name]
+    if kind == "a string":
+        valid = isinstance(value, str)
+    elif kind == "true or false":
+        valid = isinstance(value, bool)
+    elif kind == "an integer":
+        valid = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "a number":
+        valid = _is_number(value)
+        value = float(value) if valid else value
+    elif kind == "a list of file paths":
+        valid = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    else:
+        valid = isinstance(value, list) and len(value) == 3 and all(_is_number(item) for item in value)
+        value = [float(item) for item in value] if valid else value
+    if not valid:
+        raise ValueError(f"{path}: option {name!r} must be {kind}, got {value!r}")
+    return value

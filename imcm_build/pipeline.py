@@ -146,7 +146,8 @@ class PipelineResult:
 
 
 def read_documents(paths: Sequence[str | Path], strict: bool = False) -> tuple[list[Document], StepReport, list[Rejection]]:
-    """Step 1: read and validate records. With `strict`, the first rejection aborts the build."""
+    """Step 1: read and validate records. With `strict`, the first rejection aborts the build; so does
+    reading no record at all (BuildError naming the files and the rejection reasons)."""
     report = StepReport("read")
     started = time.perf_counter()
     docs: list[Document] = []
@@ -157,13 +158,25 @@ def read_documents(paths: Sequence[str | Path], strict: bool = False) -> tuple[l
             if strict:
                 raise BuildError(f"--strict: rejected record {item}")
             rejections.append(item)
-            report.drop(item.reason, item.origin)
+            report.drop(item.reason, item.origin, item.detail)
             continue
         assert isinstance(item, Record)
         docs.append(Document.from_record(item))
     report.n_out = len(docs)
     report.seconds = time.perf_counter() - started
+    if not docs:
+        raise BuildError(_nothing_read(paths, report))
     return docs, report, rejections
+
+
+def _nothing_read(paths: Sequence[str | Path], report: StepReport) -> str:
+    files = ", ".join(map(str, paths))
+    if not report.n_in:
+        return f"no records read: the records file(s) are empty ({files})"
+    reasons = "; ".join(
+        f"{reason}: {count} (e.g. {report.examples[reason][0]})" for reason, count in report.dropped.most_common()
+    )
+    return f"no records read: all {report.n_in} line(s) of {files} were rejected ({reasons})"
 
 
 def run_steps(docs: list[Document], steps: Sequence[Step], reports: list[StepReport] | None = None,

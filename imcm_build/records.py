@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,9 +64,26 @@ class Rejection:
 
 
 def _open_lines(path: Path) -> Iterator[bytes]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        yield from handle
+    """The lines of `path` (gunzipped when it ends in .gz); RecordError naming the file and the last line
+    read when a .gz file is cut short or is not gzip at all."""
+    if path.suffix != ".gz":
+        with open(path, "rb") as handle:
+            yield from handle
+        return
+    lines_read = 0
+    try:
+        with gzip.open(path, "rb") as handle:
+            for line in handle:
+                lines_read += 1
+                yield line
+    except EOFError:
+        raise RecordError(
+            f"{path}:{lines_read + 1}", "truncated_gzip",
+            f"the gzip file ends early, after {lines_read} complete line(s): it was cut short",
+        ) from None
+    except (gzip.BadGzipFile, zlib.error) as error:
+        where = f"{path}:{lines_read + 1}" if lines_read else str(path)
+        raise RecordError(where, "bad_gzip", f"not a readable gzip file ({error}); a plain JSONL file must not end in .gz") from None
 
 
 def parse_record(obj: Any, origin: str) -> Record:
@@ -123,7 +141,8 @@ def read_records(paths: Iterable[str | Path]) -> Iterator[Record | Rejection]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as error:
-                yield Rejection(origin, "malformed_json", f"{error.msg} at column {error.colno}")
+                # json's own message may end in "at" ("Invalid control character at")
+                yield Rejection(origin, "malformed_json", f"{error.msg.removesuffix(' at')} at column {error.colno}")
                 continue
             try:
                 record = parse_record(obj, origin)

@@ -21,12 +21,13 @@ class StepReport:
     notes: dict[str, Any] = field(default_factory=dict)  # step-specific figures (merges, coverage, ...)
     seconds: float = 0.0
 
-    def drop(self, reason: str, where: str) -> None:
-        """Count one dropped document/record; `where` is its id or file:line."""
+    def drop(self, reason: str, where: str, detail: str = "") -> None:
+        """Count one dropped document/record; `where` is its id or file:line, `detail` what exactly was
+        wrong with it (kept with the example as "where: detail")."""
         self.dropped[reason] += 1
         examples = self.examples.setdefault(reason, [])
         if len(examples) < MAX_EXAMPLES_PER_REASON:
-            examples.append(where)
+            examples.append(f"{where}: {detail}" if detail else where)
 
     @property
     def n_dropped(self) -> int:

@@ -51,6 +51,15 @@ def strip_tags(text: str) -> str:
     return _INLINE_TAG.sub("", _BLOCK_TAG.sub("\n", text))
 
 
+def normalize_line_breaks(text: str) -> str:
+    """Every line break (\\r\\n, \\r, \\v, \\f, \\x1c-\\x1e, \\x85, U+2028, U+2029) becomes '\\n'.
+
+    Runs before `remove_invisible`, which would otherwise delete the control-character breaks and glue
+    the words on either side together.
+    """
+    return _LINE_BREAKS.sub("\n", text)
+
+
 def remove_invisible(text: str) -> str:
     """Drop control (except newline/tab), zero-width/format and private-use characters."""
     if text.isprintable():
@@ -78,7 +87,7 @@ class CleanedField:
 
 def clean_field(raw: str) -> CleanedField:
     """Clean one summary / author intro (see the module docstring for the order of operations)."""
-    text = normalize_unicode(remove_invisible(strip_tags(unescape_entities(raw))))
+    text = normalize_unicode(remove_invisible(normalize_line_breaks(strip_tags(unescape_entities(raw)))))
     text = collapse_whitespace(_EXPAND_RESIDUE.sub("", text))
     shortened = _TRUNCATION_MARK.sub("", text)
     return CleanedField(shortened.rstrip(), truncated=shortened != text)
@@ -86,7 +95,7 @@ def clean_field(raw: str) -> CleanedField:
 
 def clean_title(raw: str) -> str:
     """Entities, tags, invisible characters, NFKC (as for text) and whitespace, on one line."""
-    text = normalize_unicode(remove_invisible(strip_tags(unescape_entities(raw))))
+    text = normalize_unicode(remove_invisible(normalize_line_breaks(strip_tags(unescape_entities(raw)))))
     return " ".join(text.split())
 
 

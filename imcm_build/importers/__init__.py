@@ -9,8 +9,9 @@ Splits. An input's split comes from its name: `train`; `val`, `valid`, `validati
 `test.json`). `split_map` overrides this for users holding only some splits, e.g.
 `{"train": "val.json", "test": "test.json"}` (values: a file name, its stem/tag, or its path); then
 every input must be mapped. `train` and `test` are required. Without a validation input, a seeded
-`MultilabelStratifiedShuffleSplit` moves `validation_fraction` of train to validation; the build
-report records it.
+`MultilabelStratifiedShuffleSplit` moves `validation_fraction` of train to validation, and its size
+is then corrected to exactly round(n × validation_fraction) as in the build's split step
+(`imcm_build.steps.split.correct_sizes`); the build report records it.
 
 Labels. Ids follow descending train frequency (ties by name) over all labels that occur anywhere;
 with a label map, labels of the map that never occur follow, by name, and a label outside the map
@@ -20,6 +21,7 @@ is an error naming file:line.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +35,7 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 from imcm_build.document import Document
 from imcm_build.publish import publish_release, sha256_file
 from imcm_build.report import StepReport
+from imcm_build.steps.split import correct_sizes
 from imcm_build.text import count_words
 
 SPLIT_OF_TAG = {
@@ -205,15 +208,24 @@ def carve_validation(
     for row, doc in enumerate(train):
         indicator[row, [column[label] for label in doc.labels]] = 1
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    keep, moved = next(splitter.split(np.zeros(len(train)), indicator))
+    _, moved = next(splitter.split(np.zeros(len(train)), indicator))
+    in_validation = np.zeros(len(train), dtype=int)
+    in_validation[moved] = 1
+    # iterstrat balances labels before sizes (1,000 documents at 0.1 gave 102): correct the sizes as the
+    # build's split step does
+    n_validation = min(max(math.floor(len(train) * fraction + 0.5), 1), len(train) - 1)
+    in_validation = correct_sizes(indicator, in_validation, np.array([len(train) - n_validation, n_validation]))
     report.notes.update(
         validation="carved from train",
-        method="iterstrat MultilabelStratifiedShuffleSplit",
+        method="iterstrat MultilabelStratifiedShuffleSplit, sizes corrected to round(n × fraction)",
         validation_fraction=fraction,
         seed=seed,
-        moved_to_validation=len(moved),
+        moved_to_validation=int(in_validation.sum()),
     )
-    return [train[i] for i in sorted(keep)], [train[i] for i in sorted(moved)]
+    return (
+        [doc for doc, flag in zip(train, in_validation, strict=True) if not flag],
+        [doc for doc, flag in zip(train, in_validation, strict=True) if flag],
+    )
 
 
 # --- assembling -------------------------------------------------------------------------------------
@@ -248,8 +260,9 @@ def _check_universe(sources: Sequence[SourceFile], universe: Mapping[str, str], 
         for doc in source.documents:
             unknown = [label for label in doc.labels if label not in universe]
             if unknown:
+                hint = " (its names are lower-case: --lowercase-labels)" if unknown[0].lower() in universe else ""
                 raise ImportFormatError(
-                    f"{doc.origin}: label {unknown[0]!r} is not in the label map {map_path}"
+                    f"{doc.origin}: label {unknown[0]!r} is not in the label map {map_path}{hint}"
                 )
 
 
@@ -265,13 +278,20 @@ def assemble_release(
     seed: int = 42,
     validation_fraction: float = 0.1,
     figures: bool = True,
+    skipped_files: Sequence[Path] = (),
+    options: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Splits, label order and validation carving as the module docstring says, then publish."""
+    """Splits, label order and validation carving as the module docstring says, then publish.
+
+    `skipped_files` (files of input folders that are not inputs) are listed in the read step's notes;
+    `options` (importer-specific, e.g. lowercase_labels) are recorded in the configuration."""
     assigned = assign_splits(sources, split_map)
     universe = read_label_map(label_map) if label_map else None
     if universe is not None:
         _check_universe(sources, universe, Path(label_map))
     read_report = StepReport("read", notes={"inputs": len(sources)})
+    if skipped_files:
+        read_report.notes["skipped_files"] = [f"{path} (not an input of this format)" for path in skipped_files]
     split_docs: dict[str, list[Document]] = {}
     for split, source in assigned.items():
         split_docs[split] = [
@@ -298,6 +318,7 @@ def assemble_release(
         "label_map": str(label_map) if label_map else None,
         "seed": seed,
         "validation_fraction": validation_fraction,
+        **(options or {}),
     }
     descriptions = {label: text for label, text in (universe or {}).items() if text}
     report = {

@@ -5,7 +5,9 @@ Accepted inputs (files, or folders holding them):
   labels space-separated;
 - a JSON list `[{"text": ..., "label": [...]}, ...]` (e.g. blalalt/bert `val.json`, `test.json`);
 - a JSON object `{"content": [...], "labels": [[...], ...]}` (e.g. LR-GCN `test.json`).
-In a folder, `labels.json` is taken as the label map unless `label_map` is given. The text is
+In a folder, only these files are read (split tags as in `imcm_build.importers.SPLIT_OF_TAG`, or files
+`split_map` names) and `labels.json` is taken as the label map unless `label_map` is given; any other
+file (LR-GCN's `stats.json`) is skipped and listed in the build report's read step. The text is
 already tokenized (lower-cased, punctuation split): tokens = text.split().
 """
 
@@ -15,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from imcm_build.importers import (
+    SPLIT_OF_TAG,
     ImportFormatError,
     SourceDocument,
     SourceFile,
@@ -85,10 +88,26 @@ def read_json_file(path: Path, lowercase_labels: bool = False) -> SourceFile:
     raise ImportFormatError(f"{path}: neither a JSON list of {{text, label}} nor {{content, labels}}")
 
 
-def _expand(inputs: Sequence[str | Path]) -> tuple[list[Path], Path | None]:
-    """Files to read, and a label map found in a folder."""
+def _is_aapd_input(path: Path, split_map: Mapping[str, str] | None) -> bool:
+    """Whether a file found in an input folder is one the AAPD formats define: an SGM `text_<split>` file
+    (its `label_<split>` is read with it), a `<split>.json` (split tags: SPLIT_OF_TAG), or a file
+    `split_map` names."""
+    named = {str(key) for key in (split_map or {}).values()}
+    if path.name in named or str(path) in named or source_tag(path) in {key.lower() for key in named}:
+        return True
+    if path.name.startswith("text_") or path.suffix == ".json":
+        return source_tag(path) in SPLIT_OF_TAG
+    return False
+
+
+def _expand(
+    inputs: Sequence[str | Path], split_map: Mapping[str, str] | None = None
+) -> tuple[list[Path], Path | None, list[Path]]:
+    """Files to read, a label map found in a folder, and the files of the folders that are skipped
+    (not an AAPD input: e.g. LR-GCN's stats.json)."""
     files: list[Path] = []
     found_map = None
+    skipped: list[Path] = []
     for path in map(Path, inputs):
         if not path.exists():
             raise ImportFormatError(f"{path}: no such file or folder")
@@ -98,9 +117,16 @@ def _expand(inputs: Sequence[str | Path]) -> tuple[list[Path], Path | None]:
         for child in sorted(path.iterdir()):
             if child.name == LABEL_MAP_NAME:
                 found_map = child
-            elif child.suffix == ".json" or child.name.startswith("text_"):
+            elif _is_aapd_input(child, split_map):
                 files.append(child)
-    return files, found_map
+            elif not _is_label_file_of(child, path):
+                skipped.append(child)
+    return files, found_map, skipped
+
+
+def _is_label_file_of(path: Path, folder: Path) -> bool:
+    """An SGM `label_<tag>` file whose `text_<tag>` is in the same folder (it is read with it)."""
+    return path.name.startswith("label_") and (folder / ("text_" + path.name.removeprefix("label_"))).is_file()
 
 
 def read_sources(files: list[Path], lowercase_labels: bool = False) -> list[SourceFile]:
@@ -138,7 +164,7 @@ def import_aapd(
 
     `lowercase_labels` maps LR-GCN's `cs.IT` onto the lower-case names of blalalt's labels.json.
     """
-    files, found_map = _expand(inputs)
+    files, found_map, skipped = _expand(inputs, split_map)
     sources = read_sources(files, lowercase_labels)
     return assemble_release(
         sources,
@@ -151,4 +177,6 @@ def import_aapd(
         seed=seed,
         validation_fraction=validation_fraction,
         figures=figures,
+        skipped_files=skipped,
+        options={"lowercase_labels": lowercase_labels},
     )

@@ -12,7 +12,8 @@ prediction path shares, in this order:
 2. Tags of known HTML elements (`<br>`, `</p>`, `<p class=x>`, `<CENTER>`) are removed; block-level
    ones become a paragraph break. Only known element names count, so `a < b`, `<十个小黑人>` (a Chinese
    title in angle brackets) or `<现>` stay as they are.
-3. Control, format (zero-width) and private-use characters (Word symbol-font bullets) are removed.
+3. Line breaks of every kind (\\r, \\r\\n, \\v, \\f, \\x1c-\\x1e, \\x85, U+2028/9) become "\\n"; then
+   control, format (zero-width) and private-use characters (Word symbol-font bullets) are removed.
 4. Unicode normalisation: NFKC, except that full-width punctuation and symbols (U+FF01–U+FF5E that are
    not letters or digits, e.g. ，：；！？（）～) and the ellipsis "…" are kept. Plain NFKC would turn
    them into ASCII (，→ , and … → ...), which changes how Chinese text looks and how jieba cuts it;

@@ -14,7 +14,8 @@ The report notes give the split sizes and how well each label's prevalence (shar
 carrying it) matches its prevalence in the whole set: the per-label maximum absolute deviation over the
 three splits, its mean and maximum over labels, and the labels missing from each split. A label absent
 from train (it occurs only in validation or test) cannot be learned and is listed under "warnings".
-Fewer than `Split.min_documents()` documents (10 for 0.8/0.1/0.1) is a BuildError.
+Fewer than `Split.min_documents()` documents (10 for 0.8/0.1/0.1), or sizes that leave a split empty
+(10 documents at 0.1/0.45/0.45 give train 0), is a BuildError before anything is split.
 """
 
 from __future__ import annotations
@@ -72,6 +73,13 @@ class Split:
         n_docs = len(matrix)
         if n_docs < self.min_documents():
             raise BuildError(self._too_few(n_docs))
+        targets = target_sizes(n_docs, self.ratios)
+        if targets.min() < 1:
+            sizes = ", ".join(f"{split} {size}" for split, size in zip(SPLITS, targets, strict=True))
+            raise BuildError(
+                f"split: {n_docs} documents with ratios {self.ratios} give {sizes}: every split needs at "
+                f"least one document (use more documents or other ratios)"
+            )
         _, validation_ratio, test_ratio = self.ratios
         rest_ratio = validation_ratio + test_ratio
         train_rows, rest_rows = _stratified_split(matrix, rest_ratio, self.seed)
@@ -79,7 +87,7 @@ class Split:
         assignment = np.zeros(n_docs, dtype=int)
         assignment[rest_rows[validation_part]] = SPLITS.index("validation")
         assignment[rest_rows[test_part]] = SPLITS.index("test")
-        return correct_sizes(matrix, assignment, target_sizes(n_docs, self.ratios))
+        return correct_sizes(matrix, assignment, targets)
 
     def min_documents(self) -> int:
         """Fewest documents for which the smallest split's expected size is one document."""

@@ -48,7 +48,7 @@ def test_aapd_val_and_test_slice(tmp_path: Path) -> None:
 
     train, validation = release.read_split(out, "train"), release.read_split(out, "validation")
     assert len(train.ids) + len(validation.ids) == 1000
-    assert 80 <= len(validation.ids) <= 120  # 10% carved out of "train" (val.json)
+    assert len(validation.ids) == 100  # exactly 10% carved out of "train" (val.json)
     assert all(doc_id.startswith("aapd-val-") for doc_id in train.ids + validation.ids)
     assert release.read_label_names(out) == _train_order(out)
     report = json.loads((out / release.REPORT_FILE).read_text())
@@ -179,3 +179,35 @@ def test_split_assignment_errors(tmp_path: Path, split_map: dict | None, message
 def test_unknown_kind_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown import kind 'eurlex'; known: aapd, rcv1"):
         import_release("eurlex", [], tmp_path / "o")
+
+
+def test_a_folder_contributes_only_aapd_files_and_lists_the_others_skipped(tmp_path: Path) -> None:
+    blalalt, lr_gcn = shared_path("aapd/blalalt-bert"), shared_path("aapd/lr-gcn")
+    out = import_release(
+        "aapd", [blalalt / "val.json", lr_gcn], tmp_path / "aapd", split_map={"train": "val.json", "test": "test.json"},
+        label_map=blalalt / "labels.json", lowercase_labels=True, figures=False,
+    )
+    report = json.loads((out / release.REPORT_FILE).read_text())
+    assert report["inputs"]["test"]["paths"] == [str(lr_gcn / "test.json")]
+    assert report["steps"][0]["notes"]["skipped_files"] == [f"{lr_gcn / 'stats.json'} (not an input of this format)"]
+    assert report["config"]["lowercase_labels"] is True
+    lr_gcn_labels = [sorted(label.lower() for label in labels) for labels in json.loads((lr_gcn / "test.json").read_text())["labels"]]
+    names = release.read_label_names(out)
+    test = release.read_split(out, "test")
+    assert [sorted(names[i] for i in ids) for ids in test.labels] == lr_gcn_labels
+    assert set(names) == set(json.loads((blalalt / "labels.json").read_text()))
+
+
+def test_lowercase_labels_flag_imports_lr_gcn_test_with_blalalt_labels(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from imcm_build.cli import main
+
+    blalalt, lr_gcn = shared_path("aapd/blalalt-bert"), shared_path("aapd/lr-gcn")
+    arguments = ["import", "aapd", str(blalalt / "val.json"), str(lr_gcn), "--split", "train=val.json",
+                 "--split", "test=test.json", "--label-map", str(blalalt / "labels.json"), "--no-figures"]
+    assert main([*arguments, "--out", str(tmp_path / "without")]) == 2
+    assert "label 'cs.CV' is not in the label map" in capsys.readouterr().err
+    assert main([*arguments, "--lowercase-labels", "--out", str(tmp_path / "with")]) == 0
+    printed = capsys.readouterr().out
+    assert f"skipped file: {lr_gcn / 'stats.json'} (not an input of this format)" in printed
+    assert main(["import", "rcv1", "x.json", "--lowercase-labels", "--out", str(tmp_path / "r")]) == 2
+    assert "--lowercase-labels applies to AAPD only" in capsys.readouterr().err

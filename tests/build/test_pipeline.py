@@ -73,3 +73,28 @@ def test_config_from_toml_with_overrides_and_unknown_keys(tmp_path: Path) -> Non
         BuildConfig.from_toml(path)
     with pytest.raises(ValueError, match="sum to 1"):
         BuildConfig(split_ratios=(0.8, 0.1, 0.2)).validate()
+
+
+def test_read_rejection_details_reach_the_report(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    good = '{"id": "1", "title": "t", "summary": "s", "tags": [], "url": "u"}'
+    wrong_title = '{"id": "2", "title": 5, "summary": "s", "tags": [], "url": "u"}'
+    path.write_text(f"{good}\n{good}\n{wrong_title}\n", encoding="utf-8")
+    _, report, _ = read_documents([path])
+    assert report.to_dict()["drop_examples"] == {
+        "duplicate_id": [f"{path}:2: id '1' already read at {path}:1"],
+        "wrong_type": [f"{path}:3: field 'title' must be a string, got int"],
+    }
+
+
+def test_nothing_read_blames_reading_and_names_the_reasons(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"id": "1", "title": "t"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(BuildError, match=rf"no records read: all 2 line\(s\) of {path} were rejected") as caught:
+        read_documents([path])
+    assert f"missing_field: 1 (e.g. {path}:1: field 'summary' is missing)" in str(caught.value)
+    assert f"malformed_json: 1 (e.g. {path}:2: Expecting property name" in str(caught.value)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(BuildError, match=rf"no records read: the records file\(s\) are empty \({empty}\)"):
+        read_documents([empty])

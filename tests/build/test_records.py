@@ -78,3 +78,22 @@ def test_all_shared_records_validate() -> None:
     items = list(read_records([path]))
     assert all(isinstance(item, Record) for item in items)
     assert len(items) == sum(1 for _ in path.open(encoding="utf-8"))
+
+
+def test_a_truncated_gzip_is_an_error_naming_the_file_and_the_line(tmp_path: Path) -> None:
+    real = shared_path("douban-public/records.jsonl").read_bytes()
+    whole = gzip.compress(real[: 400_000])
+    cut = tmp_path / "records.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    items = []
+    with pytest.raises(RecordError, match=rf"{cut}:\d+: truncated_gzip: the gzip file ends early") as caught:
+        items.extend(read_records([cut]))
+    assert items and all(isinstance(item, Record) for item in items)
+    assert caught.value.origin == f"{cut}:{len(items) + 1}"
+
+
+def test_a_plain_file_named_gz_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    plain = tmp_path / "records.jsonl.gz"
+    plain.write_bytes(shared_path("douban-public/records.jsonl").read_bytes()[:20_000])
+    with pytest.raises(RecordError, match=rf"{plain}: bad_gzip: not a readable gzip file"):
+        list(read_records([plain]))

@@ -151,3 +151,11 @@ def test_real_labels_split_keeps_label_proportions() -> None:
     assert worst < 0.01 and deviation["mean_over_labels"] < 0.002
     assert split_report.notes["warnings"] == []
     assert json.dumps(split_report.notes, ensure_ascii=False)  # JSON-serialisable
+
+
+def test_ratios_that_leave_a_split_empty_fail_in_the_split_step_naming_the_sizes() -> None:
+    docs = [make_doc(str(i), ["小说"]) for i in range(10)]
+    with pytest.raises(BuildError, match=r"10 documents .* give train 0, validation 5, test 5: every split needs"):
+        run_split(copy.deepcopy(docs), ratios=(0.1, 0.45, 0.45))
+    out, report = run_split(docs + [make_doc("10", ["小说"])], ratios=(0.1, 0.45, 0.45))
+    assert report.notes["sizes"] == {"train": 1, "validation": 5, "test": 5}
