@@ -7,7 +7,9 @@ Layout of the output folder:
     table.md, table.csv, table.json   the aggregated table (json also keeps every run's summary)
 
 A finished (model, seed) is never trained again, and a run interrupted mid-way resumes from its
-`last.pt`, so an interrupted bench is simply started again with the same arguments.
+`last.pt`, so an interrupted bench is simply started again with the same arguments. Started again
+with other settings (epochs, lr, max_length, hyper-parameters, ...), it stops with an error naming
+them rather than mix runs of different settings in one table; use another --out.
 
 Peak memory is what `train.PeakMemory` measures for each run: on CPU the peak resident set size of the
 process (VmHWM reset through /proc/self/clear_refs at the start of the run), on CUDA
@@ -33,6 +35,8 @@ from imcm_train.train import (
     HIDDEN_SIZE_HPARAMS,
     ConfigError,
     TrainConfig,
+    TrainingError,
+    differing_settings,
     fit,
     model_hparams,
     model_names,
@@ -122,19 +126,37 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> dict[s
         for seed in config.seed_list:
             result_file = out / "results" / f"{model}-seed{seed}.json"
             if result_file.exists():
+                _check_finished_run(config, model, seed, result_file)
                 log(f"{model} seed {seed}: already done ({result_file})")
             else:
                 log(f"{model} seed {seed}: training")
                 write_json(result_file, fit(run_config(config, model, seed)))
             summaries.append(json.loads(result_file.read_text(encoding="utf-8")))
     rows = aggregate(summaries, config.models)
+    threshold = config.train_options.get("threshold", TrainConfig.threshold)
     table = {"release": config.release, "epochs": config.epochs, "seeds": config.seed_list,
              "config": dataclasses.asdict(config), "rows": rows, "runs": summaries}
     write_json(out / "table.json", table)
-    (out / "table.md").write_text(format_markdown(rows), encoding="utf-8")
+    (out / "table.md").write_text(format_markdown(rows, threshold), encoding="utf-8")
     (out / "table.csv").write_text(format_csv(rows), encoding="utf-8")
-    log(format_markdown(rows))
+    log(format_markdown(rows, threshold))
     return table
+
+
+def _check_finished_run(config: BenchConfig, model: str, seed: int, result_file: Path) -> None:
+    """A recorded result counts only if its run had the settings asked for now."""
+    wanted = run_config(config, model, seed)
+    saved_file = Path(wanted.out) / "config.json"
+    if not saved_file.is_file():
+        raise TrainingError(f"{result_file}: recorded, but its run's {saved_file} is missing: cannot tell its "
+                            f"settings; delete the result to retrain it or use another --out")
+    saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    # `out` is where the run was found; a baseline trains in one go, whatever --epochs says
+    ignored = {"out", "resume", "progress", "device", "threads"} | ({"epochs"} if model in BASELINE_NAMES else set())
+    details = differing_settings(saved, wanted.to_dict(), frozenset(ignored))
+    if details:
+        raise TrainingError(f"{result_file}: {model} seed {seed} was trained with other settings ({details}); "
+                            f"use another --out, or the same settings")
 
 
 def _lookup(summary: dict[str, Any], path: Sequence[str]) -> float:
@@ -162,7 +184,7 @@ def aggregate(summaries: Sequence[dict[str, Any]], order: Sequence[str]) -> list
     return rows
 
 
-def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
+def format_markdown(rows: Sequence[dict[str, Any]], threshold: float = TrainConfig.threshold) -> str:
     headings = ["Model", "seeds"] + [h for h, _ in METRIC_COLUMNS + COST_COLUMNS] + ["device", "memory"]
     lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     for row in rows:
@@ -170,7 +192,8 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
         costs = [f"{row[h]['mean']:.1f} ± {row[h]['std']:.1f}" for h, _ in COST_COLUMNS]
         lines.append("| " + " | ".join([row["model"], str(row["seeds"]), *metrics, *costs, row["device"],
                                         row["memory"]]) + " |")
-    return "\n".join(lines) + "\n\nMetrics in %, test split; Mi-P/Mi-R/Mi-F1/Ma-F1/Tail-F1 at threshold 0.5.\n"
+    return ("\n".join(lines) + "\n\nMetrics in %, test split; Mi-P/Mi-R/Mi-F1/Ma-F1/Tail-F1 at threshold "
+            f"{threshold:g}; Mi-F1 (tuned) at the threshold tuned on validation.\n")
 
 
 def format_csv(rows: Sequence[dict[str, Any]]) -> str:

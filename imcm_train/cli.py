@@ -23,6 +23,7 @@ from imcm_train.train import (
     TrainingError,
     model_hparams,
     model_names,
+    read_toml_table,
 )
 
 EXIT_USER_ERROR = 2
@@ -46,8 +47,14 @@ HPARAM_FLAGS = (
 )
 
 
-def _max_length(value: str) -> int | None:
-    return None if value.lower() == "none" else int(value)
+def _max_length(value: str) -> int:
+    """0 for "none": None would read as "not given" (TrainConfig turns 0 into None, keep all)."""
+    if value.strip().lower() == "none":
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of tokens, 0 or 'none', got {value!r}") from None
 
 
 def _hparam(value: str) -> tuple[str, Any]:
@@ -64,7 +71,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training options (defaults: the paper's settings)")
     for flag, kind, help_text in TRAIN_FLAGS:
         group.add_argument(flag, type=kind, default=None, help=help_text)
-    group.add_argument("--max-length", type=_max_length, default=None, help="tokens kept per document (default 500; 'none' keeps all)")
+    group.add_argument("--max-length", type=_max_length, default=None, help="tokens kept per document (default 500; 0 or 'none' keeps all)")
     for flag, _, help_text in HPARAM_FLAGS:
         group.add_argument(flag, type=int, default=None, help=help_text)
     group.add_argument("--hparam", type=_hparam, action="append", default=[], metavar="KEY=VALUE",
@@ -92,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a text to label (repeatable)")
     source.add_argument("--file", type=Path, help="UTF-8 file, one text per line")
-    predict.add_argument("--threshold", default="0.5", help="'tuned' (tuned on validation), or a number (default 0.5)")
+    predict.add_argument("--threshold", default=None,
+                         help="'tuned' (tuned on validation), or a number (default: the run's --threshold)")
     predict.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output format (default jsonl)")
     predict.add_argument("--top-k", type=int, default=5, help="also list the K best labels (default 5)")
 
@@ -124,7 +132,7 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _fit_config(args: argparse.Namespace) -> TrainConfig:
     overrides = _train_overrides(args)
     if args.hidden is not None:
-        overrides["hparams"] = _hidden_for_model(overrides["hparams"], args.model or TrainConfig.model)
+        overrides["hparams"] = _hidden_for_model(overrides["hparams"], _effective_model(args))
     for name in ("release", "out", "model", "seed", "epochs"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
@@ -137,6 +145,19 @@ def _fit_config(args: argparse.Namespace) -> TrainConfig:
             raise ConfigError(f"{args.config}: no such config file")
         return TrainConfig.from_toml(args.config, **overrides)
     return TrainConfig.from_dict(overrides, origin="command line")
+
+
+def _effective_model(args: argparse.Namespace) -> str:
+    """The model the run will train: --model, else the resumed run's, else the --config file's, else the default."""
+    if args.model is not None:
+        return args.model
+    if args.resume and args.out is not None:
+        saved = Path(args.out) / "config.json"
+        if saved.is_file():
+            return json.loads(saved.read_text(encoding="utf-8")).get("model", TrainConfig.model)
+    elif args.config is not None and args.config.is_file():
+        return read_toml_table(args.config).get("model", TrainConfig.model)
+    return TrainConfig.model
 
 
 def _hidden_for_model(hparams: dict[str, Any], model: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Labels for new text from a finished run folder (see `imcm_train.train`).
 
-Text is cleaned and tokenized with `imcm_build.text.text_to_tokens` (the cleaning and jieba tokenization the release build applies), then encoded
-with the run's vocabulary and truncated to the run's `max_length`, exactly as in training.
-The threshold is the run's fixed one (0.5), the one tuned on validation (`"tuned"`), or any number.
+Text is tokenized the way the run's release made its tokens (the run's `tokenizer.json`, see
+`imcm_train.tokenization`: the build's cleaning + jieba, with zhconv for a `--to-simplified` release, or
+the source tokenization of an imported AAPD / RCV1-v2 release), then encoded with the run's vocabulary
+and truncated to the run's `max_length`, exactly as in training. The threshold is the run's fixed
+one (its `config.threshold`, by default), the one tuned on validation (`"tuned"`), or any number.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import numpy as np
 import torch
 
 from imcm_build.release import LABELS_FILE
-from imcm_build.text import text_to_tokens
 from imcm_train.data import EncodedSplit, Vocabulary
+from imcm_train.tokenization import load_tokenizer
 from imcm_train.train import BASELINE_NAMES, TrainConfig, predict_scores
 
 
@@ -52,6 +54,10 @@ class Predictor:
             raise PredictError(f"{config_file}: missing: {self.run_dir} is not a run folder")
         self.config = TrainConfig.from_dict(json.loads(config_file.read_text(encoding="utf-8")), str(config_file))
         self.label_names = _read_labels(self.run_dir / LABELS_FILE)
+        try:
+            self.tokenizer = load_tokenizer(self.run_dir)
+        except ValueError as error:
+            raise PredictError(f"{self.run_dir}: {error}") from None
         self.tuned_threshold = self._read_tuned_threshold()
         if self.config.model in BASELINE_NAMES:
             self._load_baseline()
@@ -80,8 +86,10 @@ class Predictor:
         if self.tuned_threshold is None:
             self.tuned_threshold = checkpoint["best"].get("tuned_threshold")
 
-    def resolve_threshold(self, choice: str | float) -> float:
-        """`"tuned"` → the validation-tuned threshold; a number (or numeric string) → itself."""
+    def resolve_threshold(self, choice: str | float | None) -> float:
+        """None → the run's threshold; `"tuned"` → the validation-tuned one; a number (or numeric string) → itself."""
+        if choice is None:
+            return float(self.config.threshold)
         if choice == "tuned":
             if self.tuned_threshold is None:
                 raise PredictError(f"{self.run_dir}: the run has no tuned threshold (test_metrics.json missing)")
@@ -96,7 +104,7 @@ class Predictor:
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Scores [N, L]: probabilities, or 0/1 label sets for the seq2seq models."""
-        token_lists = [text_to_tokens(text) for text in texts]
+        token_lists = [self.tokenizer(text) for text in texts]
         empty = [number for number, tokens in enumerate(token_lists, start=1) if not tokens]
         if empty:
             raise PredictError(f"text(s) number {empty} have no tokens to classify")
@@ -106,7 +114,7 @@ class Predictor:
         dataset = EncodedSplit(token_ids, [[] for _ in token_ids], len(self.label_names))
         return predict_scores(self.model, dataset, self.config.eval_batch_size, torch.device("cpu"))
 
-    def predict(self, texts: Sequence[str], threshold: str | float = 0.5, top_k: int = 5) -> list[Prediction]:
+    def predict(self, texts: Sequence[str], threshold: str | float | None = None, top_k: int = 5) -> list[Prediction]:
         cutoff = self.resolve_threshold(threshold)
         predictions = []
         for text, row in zip(texts, self.scores(texts), strict=True):

@@ -7,6 +7,7 @@ A run folder (`TrainConfig.out`) ends up holding:
     best.pt / last.pt    best (validation micro-F1 at the fixed threshold, ties broken by the
                          micro-F1 at the tuned threshold) and latest checkpoint
     vocab.json, labels.txt
+    tokenizer.json       how the release's tokens were made, for prediction (`imcm_train.tokenization`)
     test_metrics.json    test metrics at the fixed threshold and at the threshold tuned on validation
     summary.json         what the benchmark table needs: times, speed, memory, device, metrics
     training_curve.png
@@ -48,6 +49,7 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 from torch import nn
+from torch.distributed.algorithms.join import Join, Joinable, JoinHook
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -64,6 +66,7 @@ from imcm_train.data import (
     make_loader,
 )
 from imcm_train.metrics import evaluate, to_indicator, tune_threshold
+from imcm_train.tokenization import release_tokenizer, save_tokenizer
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,7 +104,7 @@ class TrainConfig:
     grad_clip: float = 10.0  # max gradient L2 norm
     threshold: float = 0.5
     max_vocab: int = DEFAULT_MAX_VOCAB
-    max_length: int | None = DEFAULT_MAX_LENGTH  # tokens kept per document; None keeps all
+    max_length: int | None = DEFAULT_MAX_LENGTH  # tokens kept per document; None (or 0, "none") keeps all
     pool_batches: int = DEFAULT_POOL_BATCHES  # length-sorting pool, in batches
     eval_batch_size: int = 256
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -110,6 +113,11 @@ class TrainConfig:
     hparams: dict[str, Any] = field(default_factory=dict)  # model keyword arguments (embed_dim, ...)
     resume: bool = False
     progress: bool | None = None  # None: show tqdm only on an interactive terminal
+
+    def __post_init__(self) -> None:
+        # TOML has no null and flags drop None as "not given": 0 and "none" spell "keep all tokens" there
+        if self.max_length == 0 or (isinstance(self.max_length, str) and self.max_length.lower() == "none"):
+            self.max_length = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -125,9 +133,7 @@ class TrainConfig:
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
         """Read `[train]` (or the top level) of a TOML file; `overrides` that are not None win."""
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-        data = dict(data.get("train", data))
+        data = read_toml_table(path)
         overrides = {key: value for key, value in overrides.items() if value is not None}
         if "hparams" in overrides:  # flags add to (and win over) the file's hyper-parameters
             overrides["hparams"] = {**data.get("hparams", {}), **overrides["hparams"]}
@@ -142,7 +148,7 @@ class TrainConfig:
             raise TrainingError(f"{path}: missing: {run_dir} is not a run folder, nothing to resume")
         saved = cls.from_dict(json.loads(path.read_text(encoding="utf-8")), origin=str(path))
         changes = {key: value for key, value in overrides.items() if value is not None}
-        _check_same_run(saved.to_dict(), {**saved.to_dict(), **changes}, str(path))
+        _check_same_run(saved.to_dict(), dataclasses.replace(saved, **changes).to_dict(), str(path))
         return dataclasses.replace(saved, **changes, resume=True)
 
     def validate(self) -> None:
@@ -152,8 +158,10 @@ class TrainConfig:
                     "pool_batches": self.pool_batches, "eval_batch_size": self.eval_batch_size}
         bad = [f"{name}={value}" for name, value in positive.items() if value < 1]
         for name in ("max_length", "threads"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                bad.append(f"{name}={getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                bad.append(f"{name}={value!r}" + (" (a positive integer, or 0/'none' to keep all tokens)"
+                                                  if name == "max_length" else ""))
         if not self.lr > 0 or self.weight_decay < 0 or not self.grad_clip > 0:
             bad.append(f"lr={self.lr}, weight_decay={self.weight_decay}, grad_clip={self.grad_clip}")
         if not 0 < self.threshold < 1:
@@ -165,18 +173,38 @@ class TrainConfig:
         known_models = model_names()
         if self.model not in known_models:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(known_models)}")
-        if self.model not in BASELINE_NAMES:
-            accepted = model_hparams(self.model)
-            unknown = sorted(set(self.hparams) - set(accepted))
-            if unknown:
-                raise ConfigError(f"model {self.model!r} has no hyper-parameter(s) {', '.join(unknown)}; "
-                                  f"it accepts {', '.join(accepted)}")
+        accepted = baseline_hparams(self.model) if self.model in BASELINE_NAMES else model_hparams(self.model)
+        unknown = sorted(set(self.hparams) - set(accepted))
+        if unknown:
+            kind = "baseline" if self.model in BASELINE_NAMES else "model"
+            raise ConfigError(f"{kind} {self.model!r} has no hyper-parameter(s) {', '.join(unknown)}; "
+                              f"it accepts {', '.join(accepted)}")
+
+
+def read_toml_table(path: str | Path) -> dict[str, Any]:
+    """The `[train]` table (or the top level) of a TOML file; a ConfigError names a bad file."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    table = data.get("train", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [train] must be a table of training options")
+    return dict(table)
 
 
 def model_names() -> tuple[str, ...]:
     from imcm_train.models import MODEL_NAMES
 
     return BASELINE_NAMES + tuple(MODEL_NAMES)
+
+
+def baseline_hparams(name: str) -> tuple[str, ...]:
+    """The scikit-learn parameters baseline `name` (br, cc, lp) accepts."""
+    from imcm_train.baselines import BASELINES
+
+    return tuple(BASELINES[name]._get_param_names())
 
 
 def model_hparams(name: str) -> dict[str, Any]:
@@ -186,10 +214,19 @@ def model_hparams(name: str) -> dict[str, Any]:
     return default_hparams(name)
 
 
+def differing_settings(
+    saved: dict[str, Any], wanted: dict[str, Any], allowed: frozenset[str] = RESUMABLE_CHANGES
+) -> str:
+    """"key: run has A, asked B" for every setting outside `allowed` that differs ("" when none)."""
+    # through TrainConfig, so that 0 and "none" compare equal to None (max_length)
+    saved, wanted = TrainConfig.from_dict(saved).to_dict(), TrainConfig.from_dict(wanted).to_dict()
+    differing = sorted(key for key in saved if key not in allowed and saved[key] != wanted.get(key))
+    return ", ".join(f"{key}: run has {saved[key]!r}, asked {wanted.get(key)!r}" for key in differing)
+
+
 def _check_same_run(saved: dict[str, Any], wanted: dict[str, Any], origin: str) -> None:
-    differing = sorted(key for key in saved if key not in RESUMABLE_CHANGES and saved[key] != wanted.get(key))
-    if differing:
-        details = ", ".join(f"{key}: run has {saved[key]!r}, asked {wanted.get(key)!r}" for key in differing)
+    details = differing_settings(saved, wanted)
+    if details:
         raise TrainingError(f"{origin}: cannot resume with different settings ({details})")
 
 
@@ -322,11 +359,16 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
+    """Restore `_rng_state()`; the torch setters need CPU uint8 tensors, wherever the checkpoint put them."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(_cpu_bytes(state["torch"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([_cpu_bytes(cuda_state) for cuda_state in state["cuda"]])
+
+
+def _cpu_bytes(rng_state: torch.Tensor) -> torch.Tensor:
+    return rng_state.to(device="cpu", dtype=torch.uint8)
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -362,6 +404,7 @@ def _prepare_run_folder(config: TrainConfig, release: ReleaseData) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", config.to_dict())
     shutil.copyfile(release.path / LABELS_FILE, run_dir / LABELS_FILE)
+    save_tokenizer(release_tokenizer(release.path), run_dir)
     return run_dir
 
 
@@ -479,7 +522,9 @@ class Trainer:
     # checkpoints
 
     def _load_last(self) -> None:
-        checkpoint = torch.load(self.run_dir / "last.pt", map_location=self.dist.device, weights_only=False)
+        # on the CPU: load_state_dict moves model and optimizer state to the parameters' device, and the
+        # RNG states must stay CPU tensors
+        checkpoint = torch.load(self.run_dir / "last.pt", map_location="cpu", weights_only=False)
         _check_same_run(checkpoint["config"], self.config.to_dict(), str(self.run_dir / "last.pt"))
         if len(checkpoint["rng"]) != self.dist.world_size:
             raise TrainingError(
@@ -520,7 +565,10 @@ class Trainer:
         self.model.train()
         loss_sum, documents, step = 0.0, 0, 0
         started = time.perf_counter()
-        join = self.loss_module.join() if self.dist.enabled else contextlib.nullcontext()
+        join: contextlib.AbstractContextManager = contextlib.nullcontext()
+        if self.dist.enabled:
+            self.finite_check = _FiniteLossCheck(self.config.model, self.dist, epoch, self.loss_module.process_group)
+            join = Join([self.loss_module, self.finite_check])
         batches = tqdm(
             make_loader(self.data.train, self.sampler), desc=f"epoch {epoch}/{self.config.epochs}",
             disable=not self._show_progress(), leave=False, unit="batch",
@@ -540,13 +588,16 @@ class Trainer:
         device = self.dist.device
         with _autocast(device, self.dtype):
             loss = self.loss_module(batch.tokens.to(device), batch.lengths, batch.targets.to(device))
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"{self.config.model}: loss is {loss.item()} at epoch {epoch}, step {step} "
-                f"(rank {self.dist.rank}); stopping. Try a lower --lr or --precision fp32."
-            )
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        if self.dist.enabled:
+            # every rank must learn of a non-finite loss, or the others wait in the next all-reduce:
+            # backward first (its gradient all-reduce), then one all-reduce of a flag, before any update
+            self.scaler.scale(loss).backward()
+            self.finite_check.check(loss, step)
+        else:
+            if not torch.isfinite(loss):
+                raise TrainingError(_non_finite_message(self.config.model, loss.item(), epoch, step, self.dist.rank))
+            self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.scaler.step(self.optimizer)
@@ -627,6 +678,58 @@ class Trainer:
         }
 
 
+def _non_finite_message(model: str, loss: float | None, epoch: int, step: int | None, rank: int) -> str:
+    where = f"at epoch {epoch}, step {step} (rank {rank})" if step is not None else f"at epoch {epoch}"
+    what = f"loss is {loss}" if loss is not None else "loss is not finite on another rank"
+    return f"{model}: {what} {where}; stopping. Try a lower --lr or --precision fp32."
+
+
+class _FiniteLossHook(JoinHook):
+    def __init__(self, check: _FiniteLossCheck) -> None:
+        self.check_owner = check
+
+    def main_hook(self) -> None:
+        self.check_owner.shadow()
+
+
+class _FiniteLossCheck(Joinable):
+    """A per-step all-reduce of "this rank's loss is not finite", joined like DDP for uneven batch counts.
+
+    A rank out of batches shadows the all-reduce (after DDP's own hook, the order the active ranks use:
+    backward, then this check), so it stops with the others too.
+    """
+
+    def __init__(self, model: str, dist: Distributed, epoch: int, process_group: Any) -> None:
+        super().__init__()
+        self.model, self.dist, self.epoch, self.process_group = model, dist, epoch, process_group
+
+    def join_hook(self, **kwargs: Any) -> JoinHook:
+        return _FiniteLossHook(self)
+
+    @property
+    def join_device(self) -> torch.device:
+        return self.dist.device
+
+    @property
+    def join_process_group(self) -> Any:
+        return self.process_group
+
+    def check(self, loss: torch.Tensor, step: int) -> None:
+        Join.notify_join_context(self)
+        local_bad = ~torch.isfinite(loss.detach().float())
+        flag = local_bad.to(torch.float32).reshape(1)
+        torch_dist.all_reduce(flag, group=self.process_group)
+        if flag.item() > 0:
+            value = loss.item() if local_bad.item() else None
+            raise TrainingError(_non_finite_message(self.model, value, self.epoch, step, self.dist.rank))
+
+    def shadow(self) -> None:
+        flag = torch.zeros(1, dtype=torch.float32, device=self.dist.device)
+        torch_dist.all_reduce(flag, group=self.process_group)
+        if flag.item() > 0:
+            raise TrainingError(_non_finite_message(self.model, None, self.epoch, None, self.dist.rank))
+
+
 def _write_lines(path: Path, lines: list[dict[str, Any]]) -> None:
     temp = path.with_name(path.name + ".tmp")
     temp.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
@@ -643,7 +746,7 @@ def _fit_baseline(config: TrainConfig, release: ReleaseData, run_dir: Path, memo
     y = {name: to_indicator(release.split(name).labels, num_labels, f"{release.path} {name}") for name in
          ("train", "validation", "test")}
     x = {name: release.split(name).joined_tokens() for name in ("train", "validation", "test")}
-    estimator = BASELINES[config.model](**config.hparams)
+    estimator = BASELINES[config.model](**{"random_state": config.seed, **config.hparams})
     started = time.perf_counter()
     estimator.fit(x["train"], y["train"])
     seconds = time.perf_counter() - started

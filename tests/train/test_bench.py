@@ -12,7 +12,7 @@ import pytest
 from imcm_build.release import parquet_path
 from imcm_train.bench import METRIC_COLUMNS, PAPER_ORDER, aggregate, parse_models
 from imcm_train.cli import main
-from imcm_train.train import ConfigError
+from imcm_train.train import ConfigError, TrainConfig
 
 SMALL_FLAGS = [
     "--max-length", "64", "--max-vocab", "2000", "--batch-size", "32", "--embed-dim", "16", "--hidden", "16",
@@ -116,3 +116,67 @@ def test_cli_fit_from_a_toml_file_then_resume(small_release: Path, tmp_path: Pat
     assert json.loads(capsys.readouterr().out)["epochs"] == 2
     assert main(["fit", "--out", str(run), "--resume", "--epochs", "3", "--lr", "0.5"]) == 2
     assert "cannot resume with different settings (lr: run has 0.001, asked 0.5)" in capsys.readouterr().err
+
+
+def test_bench_refuses_recorded_runs_of_other_settings_and_names_its_threshold(
+    small_release: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "bench"
+    base = ["bench", "--release", str(small_release), "--models", "br,cnn", "--seeds", "1", "--out", str(out),
+            "--max-vocab", "2000", "--batch-size", "32", "--embed-dim", "16", "--hparam", "num_filters=8",
+            "--no-progress"]
+    assert main([*base, "--epochs", "1", "--max-length", "none", "--threshold", "0.3"]) == 0
+    capsys.readouterr()
+    assert "at threshold 0.3;" in (out / "table.md").read_text(encoding="utf-8")
+    for model in ("br", "cnn"):
+        config = json.loads((out / "runs" / model / "seed42" / "config.json").read_text(encoding="utf-8"))
+        assert config["max_length"] is None and config["threshold"] == 0.3
+
+    # the same settings (0 spells "keep all" as "none" does): nothing is retrained
+    assert main([*base, "--epochs", "1", "--max-length", "0", "--threshold", "0.3"]) == 0
+    assert "br seed 42: already done" in capsys.readouterr().out
+    assert main([*base, "--epochs", "1", "--max-length", "none"]) == 2
+    assert "br seed 42 was trained with other settings (threshold: run has 0.3, asked 0.5)" in capsys.readouterr().err
+    assert main([*base, "--epochs", "2", "--max-length", "none", "--threshold", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "cnn seed 42 was trained with other settings (epochs: run has 1, asked 2)" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_hidden_applies_to_the_model_from_the_toml_file_or_the_resumed_run(tmp_path: Path) -> None:
+    from imcm_train.cli import _fit_config, build_parser
+
+    toml = tmp_path / "sgm.toml"
+    toml.write_text('[train]\nrelease = "rel"\nmodel = "sgm"\n', encoding="utf-8")
+    config = _fit_config(build_parser().parse_args(["fit", "--config", str(toml), "--hidden", "64"]))
+    assert (config.model, config.hparams) == ("sgm", {"encoder_hidden": 64})
+    config.validate()
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = TrainConfig(release="rel", out=str(run), model="cnn_rnn", hparams={"decoder_hidden": 32})
+    (run / "config.json").write_text(json.dumps(saved.to_dict()), encoding="utf-8")
+    resumed = _fit_config(build_parser().parse_args(["fit", "--out", str(run), "--resume", "--hidden", "32"]))
+    assert (resumed.model, resumed.hparams, resumed.resume) == ("cnn_rnn", {"decoder_hidden": 32}, True)
+
+
+def test_cli_max_length_none_keeps_all_tokens_and_baseline_options_are_one_line_errors(
+    small_release: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from imcm_train.cli import _fit_config, build_parser
+
+    for spelling in ("none", "NONE", "0"):
+        args = build_parser().parse_args(["fit", "--release", "rel", "--max-length", spelling])
+        assert _fit_config(args).max_length is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["fit", "--max-length", "all"])
+    capsys.readouterr()
+
+    assert main(["fit", "--release", str(small_release), "--model", "br", "--embed-dim", "16",
+                 "--out", str(tmp_path / "br")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("imcm-train: error: baseline 'br' has no hyper-parameter(s) embed_dim; it accepts C, ")
+    assert len(err.splitlines()) == 1
+    assert main(["fit", "--release", str(small_release), "--model", "cc", "--hparam", "depth=3",
+                 "--out", str(tmp_path / "cc")]) == 2
+    assert "baseline 'cc' has no hyper-parameter(s) depth" in capsys.readouterr().err

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from imcm_build.release import read_label_names, read_split
-from imcm_build.text import tokenize
+from imcm_build.release import REPORT_FILE, read_label_names, read_split
+from imcm_build.text import text_to_tokens, tokenize
 from imcm_train.cli import main
 from imcm_train.data import EncodedSplit, Vocabulary
 from imcm_train.predict import PredictError, Predictor
+from imcm_train.tokenization import TOKENIZER_FILE, TextTokenizer
 from imcm_train.train import TrainConfig, fit, predict_scores
+from tests.conftest import shared_path
 from tests.train.conftest import TINY_HPARAMS, TINY_TRAIN_OPTIONS
 
 # Real Douban summaries (not in the 600-record fixture): a science-fiction novel and a management book.
@@ -85,3 +88,58 @@ def test_a_baseline_run_predicts_through_the_same_interface(small_release: Path,
     assert len(prediction.top) == 3 and all(score >= prediction.threshold for _, score in prediction.labels)
     expected = predictor.estimator.predict_scores([" ".join(tokenize(MANAGEMENT))])
     np.testing.assert_allclose(predictor.scores([MANAGEMENT]), expected)
+
+
+# MANAGEMENT in traditional characters
+MANAGEMENT_TRADITIONAL = "本書是管理大師彼得·德魯克的經典著作，討論了管理者如何提高組織的有效性和工作效率。"
+
+
+def test_a_to_simplified_release_converts_traditional_text_at_predict_time(small_release: Path, tmp_path: Path) -> None:
+    """The release is the fixture with its build report saying --to-simplified (its tokens are simplified anyway)."""
+    release = tmp_path / "simplified"
+    shutil.copytree(small_release, release)
+    report = json.loads((release / REPORT_FILE).read_text(encoding="utf-8"))
+    assert report["config"]["to_simplified"] is False
+    report["config"]["to_simplified"] = True
+    (release / REPORT_FILE).write_text(json.dumps(report), encoding="utf-8")
+    fit(TrainConfig(release=str(release), out=str(tmp_path / "br"), model="br", progress=False))
+
+    assert json.loads((tmp_path / "br" / TOKENIZER_FILE).read_text()) == {"kind": "build", "to_simplified": True}
+    predictor = Predictor(tmp_path / "br")
+    assert predictor.tokenizer(MANAGEMENT_TRADITIONAL) == tokenize(MANAGEMENT)
+    np.testing.assert_array_equal(predictor.scores([MANAGEMENT_TRADITIONAL]), predictor.scores([MANAGEMENT]))
+
+    (tmp_path / "br" / TOKENIZER_FILE).unlink()  # a run folder from before tokenizer.json: jieba as it was
+    old = Predictor(tmp_path / "br")
+    assert old.tokenizer(MANAGEMENT_TRADITIONAL) == text_to_tokens(MANAGEMENT_TRADITIONAL) != tokenize(MANAGEMENT)
+
+
+@pytest.fixture(scope="module")
+def aapd_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """br on the real AAPD slice imported as `imcm-build import aapd --split train=val.json --split test=test.json`."""
+    from imcm_build.importers.aapd import import_aapd
+
+    folder = tmp_path_factory.mktemp("aapd")
+    release = import_aapd([shared_path("aapd/blalalt-bert")], folder / "release",
+                          split_map={"train": "val.json", "test": "test.json"}, figures=False)
+    fit(TrainConfig(release=str(release), out=str(folder / "br"), model="br", threshold=0.2, progress=False))
+    return folder / "br"
+
+
+def test_an_imported_aapd_run_tokenizes_new_text_as_the_source_did(aapd_run: Path) -> None:
+    predictor = Predictor(aapd_run)
+    assert predictor.tokenizer == TextTokenizer("aapd")
+    raw = "We extend the results of Adcock, Carlsson (2015) w.r.t. multi-label codes? Carlsson's bound holds."
+    source_tokens = ["we", "extend", "the", "results", "of", "adcock", ",", "carlsson", "\\(", "2015", "\\)", "w",
+                     "r", "t", "multi", "label", "codes", "?", "carlsson", "'s", "bound", "holds"]
+    assert predictor.tokenizer(raw) == source_tokens
+    expected = predictor.estimator.predict_scores([" ".join(source_tokens)])
+    np.testing.assert_allclose(predictor.scores([raw]), expected)
+    assert TextTokenizer("rcv1")("Brazil's state-owned giant, S&P N/A.") == ["Brazils", "stateowned", "giant", "S&P", "N/A"]
+
+
+def test_predict_uses_the_runs_threshold_by_default(aapd_run: Path, capsys: pytest.CaptureFixture) -> None:
+    text = "We study the capacity of wireless channels with feedback."
+    assert Predictor(aapd_run).predict([text])[0].threshold == 0.2
+    assert main(["predict", "--run", str(aapd_run), "--text", text]) == 0
+    assert json.loads(capsys.readouterr().out)["threshold"] == 0.2

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import json
+import pickle
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,3 +146,80 @@ def test_config_from_toml_with_overrides_and_clear_errors(tmp_path: Path) -> Non
         TrainConfig(release="rel", model="cnn", hparams={"hidden_size": 8}).validate()
     with pytest.raises(ConfigError, match="batch_size=0"):
         TrainConfig(release="rel", batch_size=0).validate()
+
+
+def test_resume_loads_the_checkpoint_on_the_cpu_and_restores_every_rng_state(small_release: Path, tmp_path: Path) -> None:
+    """A checkpoint resumed for a non-CPU device still restores model, optimizer and RNG states exactly.
+
+    No GPU here, so the "meta" device stands in for CUDA: a checkpoint mapped onto it (as `_load_last`
+    once mapped it onto `dist.device`) holds tensors `torch.set_rng_state` refuses and the CPU model
+    cannot copy from. This proves the checkpoint is read onto the CPU and handed on from there; it
+    cannot prove that `torch.cuda.set_rng_state_all` or the optimizer's move to a real GPU work.
+    """
+    from imcm_train import train
+    from imcm_train.data import load_release
+
+    run = tmp_path / "run"
+    fit(tiny_config(small_release, run, model="cnn", epochs=1))
+    saved = torch.load(run / "last.pt", weights_only=False)
+    config = tiny_config(small_release, run, model="cnn", epochs=2)
+    trainer = train.Trainer(config, load_release(small_release), run, train.Distributed(), train.PeakMemory(torch.device("cpu")))
+    torch.manual_seed(123)  # an RNG state unlike the saved one
+    trainer.dist = train.Distributed(device=torch.device("meta"))
+    trainer._load_last()
+
+    assert torch.equal(torch.get_rng_state(), saved["rng"][0]["torch"])
+    assert random.getstate() == saved["rng"][0]["python"]
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), saved["rng"][0]["numpy"], strict=True))
+    for name, value in trainer.model.state_dict().items():
+        assert value.device.type == "cpu" and torch.equal(value, saved["model"][name]), name
+    for state in trainer.optimizer.state.values():
+        assert state["exp_avg"].device.type == "cpu"
+    assert trainer.start_epoch == 1
+
+
+def test_rng_states_of_another_dtype_or_device_are_restored() -> None:
+    """`_set_rng_state` hands torch a CPU uint8 tensor whatever it got (here: an int64 copy)."""
+    from imcm_train.train import _rng_state, _set_rng_state
+
+    state = _rng_state()
+    expected = torch.rand(3)
+    _set_rng_state({**state, "torch": state["torch"].to(torch.int64)})
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_max_length_zero_or_none_keeps_all_tokens_from_python_toml_and_resume(small_release: Path, tmp_path: Path) -> None:
+    assert TrainConfig(max_length=0).max_length is None
+    assert TrainConfig(max_length="none").max_length is None
+    assert TrainConfig(max_length=64).max_length == 64
+    toml = tmp_path / "run.toml"
+    toml.write_text('[train]\nrelease = "rel"\nmax_length = 0\n')
+    assert TrainConfig.from_toml(toml).max_length is None
+    toml.write_text('[train]\nrelease = "rel"\nmax_length = "none"\n')
+    assert TrainConfig.from_toml(toml).max_length is None
+    with pytest.raises(ConfigError, match=r"max_length='all'"):
+        TrainConfig(release="rel", max_length="all").validate()
+    with pytest.raises(ConfigError, match=r"max_length=-3"):
+        TrainConfig(release="rel", max_length=-3).validate()
+
+    run = tmp_path / "run"
+    fit(tiny_config(small_release, run, model="cnn", epochs=1, max_length=0))
+    assert json.loads((run / "config.json").read_text())["max_length"] is None
+    resumed = TrainConfig.from_run(run, epochs=2, max_length=0)  # 0 and None are the same setting
+    assert resumed.max_length is None
+    with pytest.raises(TrainingError, match=r"max_length: run has None, asked 64"):
+        TrainConfig.from_run(run, epochs=2, max_length=64)
+
+
+def test_a_baseline_gets_the_run_seed_unless_hparams_set_random_state(small_release: Path, tmp_path: Path) -> None:
+    def fitted_random_state(name: str, **options: Any) -> int:
+        fit(TrainConfig(release=str(small_release), out=str(tmp_path / name), model="br", progress=False, **options))
+        with open(tmp_path / name / "model.pkl", "rb") as handle:
+            return pickle.load(handle).random_state
+
+    assert fitted_random_state("seed7", seed=7) == 7
+    assert fitted_random_state("fixed", seed=7, hparams={"random_state": 3, "C": 0.5}) == 3
+    with pytest.raises(ConfigError, match=r"baseline 'br' has no hyper-parameter\(s\) embed_dim; it accepts C, "):
+        TrainConfig(release="rel", model="br", hparams={"embed_dim": 16}).validate()
+    with pytest.raises(ConfigError, match=r"baseline 'lp' has no hyper-parameter\(s\) bogus; .*temperature"):
+        TrainConfig(release="rel", model="lp", hparams={"bogus": 1}).validate()
