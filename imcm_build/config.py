@@ -47,14 +47,7 @@ class BuildConfig:
         """The options of the TOML file at `path` (a [build] table or top-level keys); `overrides` that are
         not None win. Raise ValueError naming the file and the option for bad TOML, unknown options and
         values of the wrong type."""
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path}: not valid TOML: {error}") from None
-        data = data.get("build", data)
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: [build] must be a table of build options")
+        data = read_toml_table(path, "build")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -74,6 +67,20 @@ class BuildConfig:
             raise ValueError("min_words >= 0, num_labels >= 1 and min_label_freq >= 1 are required")
         if not 0 < self.minhash_threshold <= 1:
             raise ValueError(f"minhash_threshold must be in (0, 1], got {self.minhash_threshold}")
+
+
+def read_toml_table(path: str | Path, table: str) -> dict[str, Any]:
+    """The `[table]` of a TOML file, or its top level when it has no such table; ValueError naming the file
+    when it is not valid TOML or `table` is not a table."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
+    options = data.get(table, data)
+    if not isinstance(options, dict):
+        raise ValueError(f"{path}: [{table}] must be a table of {table} options")
+    return dict(options)
 
 
 _OPTION_KINDS: dict[str, str] = {

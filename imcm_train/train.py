@@ -53,6 +53,7 @@ from torch.distributed.algorithms.join import Join, Joinable, JoinHook
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from imcm_build.config import read_toml_table as toml_table
 from imcm_build.release import LABELS_FILE
 from imcm_train.data import (
     DEFAULT_MAX_LENGTH,
@@ -67,11 +68,6 @@ from imcm_train.data import (
 )
 from imcm_train.metrics import evaluate, to_indicator, tune_threshold
 from imcm_train.tokenization import release_tokenizer, save_tokenizer
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 BASELINE_NAMES = ("br", "cc", "lp")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -184,14 +180,9 @@ class TrainConfig:
 def read_toml_table(path: str | Path) -> dict[str, Any]:
     """The `[train]` table (or the top level) of a TOML file; a ConfigError names a bad file."""
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    table = data.get("train", data)
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [train] must be a table of training options")
-    return dict(table)
+        return toml_table(path, "train")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def model_names() -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -315,18 +316,25 @@ def _done_pages(state: Path) -> int:
         return 0
 
 
+def _crawl_until_ten_pages_are_done(out: Path, simulator: DoubanSimulator, delay: str, jitter: str,
+                                    **popen: Any) -> tuple[list[str], subprocess.Popen]:
+    """Start `imcm-build crawl` in a subprocess and return once it has marked 10 pages done."""
+    command = [sys.executable, "-m", "imcm_build.cli", "crawl", "--out", str(out), "--base-url",
+               simulator.base_url, "--delay", delay, "--jitter", jitter, "--tags", *SEED_TAGS, "--no-progress"]
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, **popen)
+    deadline = time.monotonic() + 30
+    while _done_pages(out / "state.sqlite3") < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return command, process
+
+
 def test_sigkill_mid_crawl_then_resume_loses_nothing_and_fetches_nothing_twice(
     tmp_path: Path, records: list[Record], expected_ids: set[str]
 ) -> None:
     out = tmp_path / "out"
     with DoubanSimulator(records) as simulator:
-        command = [sys.executable, "-m", "imcm_build.cli", "crawl", "--out", str(out), "--base-url",
-                   simulator.base_url, "--delay", "0.05", "--jitter", "0.02", "--tags", *SEED_TAGS, "--no-progress"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + 30
-        while _done_pages(out / "state.sqlite3") < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        command, process = _crawl_until_ten_pages_are_done(out, simulator, delay="0.05", jitter="0.02",
+                                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         process.send_signal(signal.SIGKILL)
         assert process.wait(timeout=10) == -signal.SIGKILL
         first_requests = [path for path, status in simulator.request_log if status == 200]
@@ -351,12 +359,8 @@ def test_ctrl_c_mid_crawl_archives_what_was_fetched_and_resume_completes(
 ) -> None:
     out = tmp_path / "out"
     with DoubanSimulator(records) as simulator:
-        command = [sys.executable, "-m", "imcm_build.cli", "crawl", "--out", str(out), "--base-url",
-                   simulator.base_url, "--delay", "0.02", "--jitter", "0", "--tags", *SEED_TAGS, "--no-progress"]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while _done_pages(out / "state.sqlite3") < 10 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _, process = _crawl_until_ten_pages_are_done(out, simulator, delay="0.02", jitter="0",
+                                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         process.send_signal(signal.SIGINT)
         stdout, _ = process.communicate(timeout=30)
         first = {path for path, status in simulator.request_log if status == 200} - {"/robots.txt"}
