@@ -44,8 +44,8 @@ class BuildConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> BuildConfig:
-        """The options of the TOML file at `path` (a [build] table or top-level keys); `overrides` that are
-        not None win. Raise ValueError naming the file and the option for bad TOML, unknown options and
+        """The options of the TOML file at `path` (a [build] table or top-level keys; relative paths are
+        taken from the file's folder); `overrides` that are not None win. Raise ValueError naming the file and the option for bad TOML, unknown options and
         values of the wrong type."""
         data = read_toml_table(path, "build")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -53,6 +53,12 @@ class BuildConfig:
         if unknown:
             raise ValueError(f"{path}: unknown build option(s): {', '.join(unknown)}")
         data = {name: _checked_option(name, value, path) for name, value in data.items()}
+        # paths written in the file are relative to the file, wherever the command runs
+        folder = Path(path).parent
+        if "records" in data:
+            data["records"] = [str(folder / record) for record in data["records"]]
+        if "out" in data:
+            data["out"] = str(folder / data["out"])
         data.update({k: v for k, v in overrides.items() if v is not None})
         if "split_ratios" in data:
             data["split_ratios"] = tuple(data["split_ratios"])

@@ -211,8 +211,14 @@ def differing_settings(
     """"key: run has A, asked B" for every setting outside `allowed` that differs ("" when none)."""
     # through TrainConfig, so that 0 and "none" compare equal to None (max_length)
     saved, wanted = TrainConfig.from_dict(saved).to_dict(), TrainConfig.from_dict(wanted).to_dict()
-    differing = sorted(key for key in saved if key not in allowed and saved[key] != wanted.get(key))
+    differing = sorted(key for key in saved if key not in allowed and not _same_setting(key, saved[key], wanted.get(key)))
     return ", ".join(f"{key}: run has {saved[key]!r}, asked {wanted.get(key)!r}" for key in differing)
+
+
+def _same_setting(key: str, saved: Any, wanted: Any) -> bool:  # noqa: ANN401 - any setting's value
+    if key in ("release", "out") and isinstance(saved, str) and isinstance(wanted, str):
+        return Path(saved).resolve() == Path(wanted).resolve()  # ./run and run are one folder
+    return saved == wanted
 
 
 def _check_same_run(saved: dict[str, Any], wanted: dict[str, Any], origin: str) -> None:

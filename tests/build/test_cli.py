@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from imcm_build.cli import build_parser, config_from_args, main
+from imcm_build.config import BuildConfig
 from imcm_build.release import LABEL_FREQUENCY_FIGURE, LABELS_PER_DOCUMENT_FIGURE, REPORT_FILE
 from tests.conftest import shared_path
 
@@ -46,6 +47,19 @@ def test_records_listed_in_the_config_file_are_built(tmp_path: Path, capsys: pyt
     assert f"duplicate_id: {records}:401: id {first_id!r} already read at {records}:1" in printed
 
 
+def test_relative_paths_in_the_config_file_are_taken_from_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "configs").mkdir()
+    config = tmp_path / "configs" / "build.toml"
+    config.write_text('records = ["../data/records.jsonl", "/abs/other.jsonl"]\nout = "../release"\n', encoding="utf-8")
+    monkeypatch.chdir("/")  # wherever the command runs
+    built = BuildConfig.from_toml(config)
+    assert [Path(record).resolve() for record in built.records] == [tmp_path / "data" / "records.jsonl",
+                                                                     Path("/abs/other.jsonl")]
+    assert Path(built.out).resolve() == tmp_path / "release"
+
+
 def test_records_flag_is_optional_and_lists_every_file() -> None:
     parser = build_parser()
     args = parser.parse_args(["build", "--out", "o"])
@@ -60,7 +74,7 @@ def test_records_flag_wins_over_the_config_file(tmp_path: Path) -> None:
     parser = build_parser()
     args = parser.parse_args(["build", "--config", str(config), "--out", "o"])
     assert (config_from_args(args, args.records).records, config_from_args(args, args.records).seed) == (
-        ["from-file.jsonl"], 3,
+        [str(tmp_path / "from-file.jsonl")], 3,  # taken from the file's folder
     )
     args = parser.parse_args(["build", "--config", str(config), "--out", "o", "--records", "flag.jsonl", "--seed", "4"])
     config_built = config_from_args(args, args.records)

@@ -128,6 +128,10 @@ def test_an_existing_run_is_not_overwritten_and_resume_refuses_other_settings(sm
         TrainConfig.from_run(tmp_path / "run", epochs=2, lr=0.1)
     with pytest.raises(TrainingError, match="last.pt: missing: nothing to resume"):
         fit(tiny_config(small_release, tmp_path / "fresh", model="cnn", resume=True))
+    # the same folders written another way are the same run
+    same = TrainConfig.from_run(tmp_path / "run", epochs=2, out=f"{tmp_path}/./run/",
+                                release=str(small_release / ".." / small_release.name))
+    assert same.resume and same.epochs == 2
 
 
 def test_config_from_toml_with_overrides_and_clear_errors(tmp_path: Path) -> None:
