@@ -36,6 +36,7 @@ from imcm_train.train import (
     ConfigError,
     TrainConfig,
     TrainingError,
+    baseline_hparams,
     differing_settings,
     fit,
     model_hparams,
@@ -85,6 +86,11 @@ class BenchConfig:
             unused = []  # --hidden sets every model's hidden width under its own name
         if unused:
             raise ConfigError(f"no selected model has the hyper-parameter(s) {', '.join(unused)}")
+        for model in (model for model in self.models if model in BASELINE_NAMES):
+            unknown = sorted(set(self.baseline_hparams) - set(baseline_hparams(model)))
+            if unknown:
+                raise ConfigError(f"baseline {model!r} has no parameter(s) {', '.join(unknown)}; "
+                                  f"it accepts {', '.join(baseline_hparams(model))}")
 
     @property
     def seed_list(self) -> list[int]:

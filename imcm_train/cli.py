@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--first-seed", type=int, default=42, help="seeds are first-seed, first-seed+1, ... (default 42)")
     bench.add_argument("--epochs", type=int, default=20, help="epochs per neural model (default 20)")
     bench.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="tqdm progress bars")
+    bench.add_argument("--baseline-hparam", type=_hparam, action="append", default=[], metavar="KEY=VALUE",
+                       help="a scikit-learn parameter of BR/CC/LP (C, max_features, min_df, n_jobs; repeatable)")
     _add_train_options(bench)
     return parser
 
@@ -194,6 +196,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(
         release=args.release, out=args.out, models=parse_models(args.models), seeds=args.seeds,
         first_seed=args.first_seed, epochs=args.epochs, train_options=options,
+        baseline_hparams=dict(args.baseline_hparam),
     )
     run_bench(config, log=lambda message: print(message, flush=True))
     return 0

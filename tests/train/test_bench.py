@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imcm_build.release import parquet_path
-from imcm_train.bench import METRIC_COLUMNS, PAPER_ORDER, aggregate, parse_models
+from imcm_train.bench import METRIC_COLUMNS, PAPER_ORDER, BenchConfig, aggregate, parse_models, run_config
 from imcm_train.cli import main
 from imcm_train.train import ConfigError, TrainConfig
 
@@ -93,6 +93,17 @@ def test_model_lists_and_user_errors(small_release: Path, tmp_path: Path, capsys
     assert "has no 'test' split" in capsys.readouterr().err
     assert main(["fit", "--release", str(small_release), "--model", "cnn", "--hidden", "8", "--out", str(tmp_path / "r")]) == 2
     assert "--hidden does not apply to model 'cnn'" in capsys.readouterr().err
+    assert main(["bench", "--release", str(small_release), "--models", "br", "--baseline-hparam", "C=2",
+                 "--baseline-hparam", "embed_dim=8", "--out", str(tmp_path / "b")]) == 2
+    assert "baseline 'br' has no parameter(s) embed_dim; it accepts C" in capsys.readouterr().err
+
+
+def test_baseline_parameters_reach_every_baseline_run_of_a_bench(small_release: Path, tmp_path: Path) -> None:
+    config = BenchConfig(release=str(small_release), out=str(tmp_path / "b"), models=("br", "cnn"),
+                         baseline_hparams={"C": 0.5, "min_df": 2})
+    config.validate()
+    assert run_config(config, "br", 43).hparams == {"C": 0.5, "min_df": 2}
+    assert run_config(config, "cnn", 43).hparams == {}
 
 
 @pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["bench"]])
