@@ -113,9 +113,18 @@ def clean_text(summary: str, author_intro: str = "") -> str:
     return join_fields(clean_field(summary).text, clean_field(author_intro).text)
 
 
-def text_to_tokens(raw_text: str) -> list[str]:
-    """Clean then tokenize raw user text exactly as the build does for a summary."""
-    return tokenize(clean_text(raw_text))
+def to_simplified_chinese(text: str) -> str:
+    """Traditional → simplified Chinese (zhconv), as `--to-simplified` builds convert cleaned text."""
+    import zhconv
+
+    return zhconv.convert(text, "zh-cn")
+
+
+def text_to_tokens(raw_text: str, to_simplified: bool = False) -> list[str]:
+    """Clean (and, for a `--to-simplified` release, convert) then tokenize raw user text exactly as the
+    build does for a summary."""
+    text = clean_text(raw_text)
+    return tokenize(to_simplified_chinese(text) if to_simplified else text)
 
 
 _SPACE = re.compile(r"\s+")

@@ -26,10 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import zhconv
-
 from imcm_build.release import REPORT_FILE, ReleaseError
-from imcm_build.text import clean_text, text_to_tokens, tokenize
+from imcm_build.text import text_to_tokens
 
 TOKENIZER_FILE = "tokenizer.json"
 KINDS = ("build", "aapd", "rcv1")
@@ -54,9 +52,7 @@ class TextTokenizer:
             return _aapd_tokens(text)
         if self.kind == "rcv1":
             return [token for token in (_RCV1_DELETED.sub("", raw) for raw in text.split()) if token]
-        if self.to_simplified:
-            return tokenize(zhconv.convert(clean_text(text), "zh-cn"))
-        return text_to_tokens(text)
+        return text_to_tokens(text, self.to_simplified)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

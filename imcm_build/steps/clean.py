@@ -35,12 +35,17 @@ from __future__ import annotations
 
 from collections import Counter
 
-import zhconv
-
 from imcm_build.document import Document
 from imcm_build.pipeline import parallel_map
 from imcm_build.report import StepReport
-from imcm_build.text import FIELD_SEPARATOR, clean_field, clean_title, join_fields, normalize_unicode
+from imcm_build.text import (
+    FIELD_SEPARATOR,
+    clean_field,
+    clean_title,
+    join_fields,
+    normalize_unicode,
+    to_simplified_chinese,
+)
 
 __all__ = ["Clean", "clean_field", "clean_title", "normalize_unicode"]
 
@@ -55,7 +60,7 @@ def clean_book(fields: tuple[str, str, str, bool]) -> tuple[str, str, dict[str, 
     title = clean_title(raw_title)
     simplified = False
     if to_simplified:
-        simplified_text, simplified_title = zhconv.convert(text, "zh-cn"), zhconv.convert(title, "zh-cn")
+        simplified_text, simplified_title = to_simplified_chinese(text), to_simplified_chinese(title)
         simplified = (simplified_text, simplified_title) != (text, title)
         text, title = simplified_text, simplified_title
     facts = {
